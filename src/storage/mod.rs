@@ -1,0 +1,45 @@
+//! Storage: diesel over SQLite (embedded default) and PostgreSQL (production). Every state
+//! change and its event and outbox rows are written in one transaction.
+
+pub mod db;
+pub mod outbox;
+pub mod requests;
+pub mod rows;
+pub mod schema;
+pub mod staff;
+
+pub use db::{Backend, Database, DbConnection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database setup: {0}")]
+    Setup(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("not found")]
+    NotFound,
+    /// Someone else changed the row since it was read (optimistic concurrency).
+    #[error("the record was changed concurrently")]
+    Conflict,
+    #[error("a record with this {0} exists already")]
+    Duplicate(&'static str),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt(what.to_string())
+    }
+}
+
+/// Instants are stored as UTC without zone, at microsecond precision (what PostgreSQL keeps).
+pub(crate) fn to_db_time(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    t.naive_utc()
+}
+
+pub(crate) fn from_db_time(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_naive_utc_and_offset(t, chrono::Utc)
+}

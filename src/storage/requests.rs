@@ -1,0 +1,213 @@
+//! Requests and their event log. Writes go through `insert` and `save_outcome`, which put the
+//! state change, its event and its outbox rows in one transaction.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::db::MultiBackend;
+use super::rows::{EventRow, RequestRow, StateChanges, StoredRequest};
+use super::schema::{request_events, requests};
+use super::{outbox, to_db_time, DbConnection, StoreError};
+use crate::domain::{Event, Jurisdiction, Outcome, Reference, RequestKind, Status};
+
+/// Stores a new request with its submission event and effects.
+pub fn insert(
+    conn: &mut DbConnection,
+    request: &StoredRequest,
+    outcome: &Outcome,
+) -> Result<(), StoreError> {
+    conn.transaction(|c| {
+        diesel::insert_into(requests::table)
+            .values(request.to_row())
+            .execute(c)
+            .map_err(|e| duplicate_as(e, "reference"))?;
+        append(c, request, outcome)
+    })
+}
+
+/// Stores the outcome of a command applied to `before`. Fails with `Conflict` when the request
+/// changed since `before` was read; the caller may read it again and retry.
+pub fn save_outcome(
+    conn: &mut DbConnection,
+    before: &StoredRequest,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.transaction(|c| {
+        let changed = diesel::update(
+            requests::table
+                .filter(requests::id.eq(&before.id))
+                .filter(requests::version.eq(before.state.version)),
+        )
+        .set(StateChanges::from_state(&outcome.state, now))
+        .execute(c)?;
+        if changed != 1 {
+            return Err(StoreError::Conflict);
+        }
+        append(c, before, outcome)
+    })
+}
+
+fn append(
+    c: &mut DbConnection,
+    request: &StoredRequest,
+    outcome: &Outcome,
+) -> Result<(), StoreError> {
+    let seq = outcome.state.version;
+    diesel::insert_into(request_events::table)
+        .values(EventRow::new(&request.id, seq, &outcome.event))
+        .execute(c)
+        .map_err(|e| match duplicate_as(e, "event") {
+            StoreError::Duplicate(_) => StoreError::Conflict,
+            other => other,
+        })?;
+    outbox::enqueue(
+        c,
+        &request.id,
+        seq,
+        &outcome.effects,
+        request.locale,
+        outcome.event.at,
+    )
+}
+
+pub(crate) fn duplicate_as(e: DieselError, what: &'static str) -> StoreError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            StoreError::Duplicate(what)
+        }
+        other => StoreError::Query(other),
+    }
+}
+
+pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<StoredRequest, StoreError> {
+    let row = requests::table
+        .filter(requests::id.eq(id))
+        .select(RequestRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.ok_or(StoreError::NotFound)?.try_into()
+}
+
+pub fn find_by_reference(
+    conn: &mut DbConnection,
+    reference: &Reference,
+) -> Result<StoredRequest, StoreError> {
+    let row = requests::table
+        .filter(requests::reference.eq(reference.as_str()))
+        .select(RequestRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.ok_or(StoreError::NotFound)?.try_into()
+}
+
+/// The event log of one request, oldest first, with each event's sequence number.
+pub fn events(conn: &mut DbConnection, request_id: &str) -> Result<Vec<(i64, Event)>, StoreError> {
+    request_events::table
+        .filter(request_events::request_id.eq(request_id))
+        .order(request_events::seq.asc())
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(EventRow::into_event)
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Soonest due first; requests whose clock has not started come last.
+    #[default]
+    DueAsc,
+    DueDesc,
+    ReceivedAsc,
+    ReceivedDesc,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub kind: Option<RequestKind>,
+    pub jurisdiction: Option<Jurisdiction>,
+    pub assignee: Option<String>,
+    /// Due at or before this instant.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Open and past due at `now`.
+    pub overdue_at: Option<DateTime<Utc>>,
+    pub sort: Sort,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
+    let mut q = requests::table.into_boxed();
+    if let Some(s) = f.status {
+        q = q.filter(requests::status.eq(s.as_str()));
+    }
+    if let Some(k) = f.kind {
+        q = q.filter(requests::kind.eq(k.as_str()));
+    }
+    if let Some(j) = f.jurisdiction {
+        q = q.filter(requests::jurisdiction.eq(j.as_str()));
+    }
+    if let Some(a) = &f.assignee {
+        q = q.filter(requests::assignee_id.eq(a.clone()));
+    }
+    if let Some(t) = f.due_before {
+        q = q.filter(requests::due_at.le(to_db_time(t)));
+    }
+    if let Some(now) = f.overdue_at {
+        q = q
+            .filter(requests::closed_at.is_null())
+            .filter(requests::due_at.lt(to_db_time(now)));
+    }
+    q
+}
+
+/// One page of requests matching the filter, and how many match in all.
+pub fn list(
+    conn: &mut DbConnection,
+    f: &ListFilter,
+) -> Result<(Vec<StoredRequest>, i64), StoreError> {
+    let total: i64 = filtered(f).count().get_result(conn)?;
+    let q = filtered(f).select(RequestRow::as_select());
+    let q = match f.sort {
+        Sort::DueAsc => q.order((
+            requests::due_at.is_null(),
+            requests::due_at.asc(),
+            requests::received_at.asc(),
+        )),
+        Sort::DueDesc => q.order((
+            requests::due_at.is_null(),
+            requests::due_at.desc(),
+            requests::received_at.desc(),
+        )),
+        Sort::ReceivedAsc => q.order(requests::received_at.asc()),
+        Sort::ReceivedDesc => q.order(requests::received_at.desc()),
+    };
+    let rows = q
+        .then_order_by(requests::id.asc())
+        .limit(f.limit)
+        .offset(f.offset)
+        .load(conn)?;
+    let page = rows
+        .into_iter()
+        .map(StoredRequest::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok((page, total))
+}
+
+/// Ids of requests still awaiting verification that were received before `received_before`.
+pub fn awaiting_verification_since(
+    conn: &mut DbConnection,
+    received_before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(requests::table
+        .filter(requests::status.eq(Status::AwaitingVerification.as_str()))
+        .filter(requests::received_at.le(to_db_time(received_before)))
+        .order(requests::received_at.asc())
+        .select(requests::id)
+        .limit(limit)
+        .load(conn)?)
+}

@@ -1,0 +1,81 @@
+//! Diesel's view of the tables (the same on both backends; see migrations/).
+
+diesel::table! {
+    staff_users (id) {
+        id -> Text,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    requests (id) {
+        id -> Text,
+        reference -> Text,
+        kind -> Text,
+        jurisdiction -> Text,
+        status -> Text,
+        locale -> Text,
+        channel -> Text,
+        subject_name -> Nullable<Text>,
+        subject_email -> Nullable<Text>,
+        subject_phone -> Nullable<Text>,
+        details -> Text,
+        subject_token_hash -> Text,
+        received_at -> Timestamp,
+        verified_at -> Nullable<Timestamp>,
+        due_date -> Nullable<Date>,
+        due_at -> Nullable<Timestamp>,
+        due_warnings -> Text,
+        acknowledge_date -> Nullable<Date>,
+        acknowledge_at -> Nullable<Timestamp>,
+        extended_at -> Nullable<Timestamp>,
+        assignee_id -> Nullable<Text>,
+        first_approval_by -> Nullable<Text>,
+        approved_at -> Nullable<Timestamp>,
+        fulfilment_started_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        rejection_reason -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    request_events (request_id, seq) {
+        request_id -> Text,
+        seq -> BigInt,
+        at -> Timestamp,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        actor_role -> Nullable<Text>,
+        command -> Text,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        request_id -> Nullable<Text>,
+        event_seq -> Nullable<BigInt>,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        run_after -> Timestamp,
+        created_at -> Timestamp,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(request_events -> requests (request_id));
+diesel::joinable!(outbox -> requests (request_id));
+diesel::allow_tables_to_appear_in_same_query!(staff_users, requests, request_events, outbox);
