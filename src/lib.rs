@@ -1,5 +1,14 @@
-//! Rightsflow: a data-subject rights request workflow engine. See docs/ARCHITECTURE.md.
+//! Rightsflow: a data-subject rights request workflow engine. See docs/ARCHITECTURE.md for the
+//! parts and how a request moves through them.
 
+pub mod auth;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod domain;
+pub mod jobs;
+pub mod service;
+pub mod startup;
 pub mod storage;
+pub mod telemetry;
+pub mod web;

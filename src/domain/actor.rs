@@ -48,6 +48,11 @@ impl Actor {
         }
     }
 
+    /// Staff who act (not auditors) may log a request received by phone, letter or in person.
+    pub fn may_log_requests(&self) -> bool {
+        matches!(self, Actor::Staff { role, .. } if role.acts())
+    }
+
     pub fn staff_id(&self) -> Option<&str> {
         match self {
             Actor::Staff { id, .. } => Some(id),

@@ -17,8 +17,9 @@ pub enum ContactError {
     NameTooLong,
 }
 
-/// An email address with a plausible shape: one `@`, a non-empty local part, a dotted domain,
-/// no spaces, at most 254 characters. The domain is lower-cased; the local part is kept as
+/// An email address with a plausible shape: one `@`, a non-empty local part, a domain of
+/// letters, digits, dashes and dots (a single label such as `localhost` is allowed, for
+/// intranet mail and the default first admin), no spaces, at most 254 characters. The domain is lower-cased; the local part is kept as
 /// given because some mail systems treat it case-sensitively.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -34,7 +35,7 @@ impl EmailAddress {
             return Err(ContactError::InvalidEmail);
         }
         let (local, domain) = raw.rsplit_once('@').ok_or(ContactError::InvalidEmail)?;
-        let domain_ok = domain.contains('.')
+        let domain_ok = !domain.is_empty()
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")

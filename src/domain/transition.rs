@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{
-    Actor, ClockStart, Command, Effect, Event, Jurisdiction, Message, Policy, Recipient,
-    RequestKind, RequestState, Status, TransitionError,
+    Actor, ClockStart, Command, Effect, Event, FreeText, Jurisdiction, Message, Policy, Recipient,
+    RejectionReason, RequestKind, RequestState, Status, TransitionError, VerificationMethod,
 };
 use crate::clock::{due_after, extended_due, CalendarSet, Due};
 
@@ -285,6 +285,52 @@ pub fn apply(
         event,
         effects,
     })
+}
+
+/// The commands `actor` may issue now, found by asking `apply` itself with a sample of each,
+/// so the console shows exactly what the core would accept (assign and note are always listed
+/// when permitted; their arguments cannot make them fail).
+pub fn allowed_commands(
+    state: &RequestState,
+    actor: &Actor,
+    ctx: &Context<'_>,
+) -> Vec<&'static str> {
+    let sample = FreeText::parse("-").ok();
+    let Some(text) = sample else {
+        return Vec::new();
+    };
+    let samples = [
+        Command::Verify {
+            method: VerificationMethod::StaffCheck,
+        },
+        Command::Expire,
+        Command::RequestInfo {
+            question: text.clone(),
+        },
+        Command::SubjectReply {
+            message: text.clone(),
+        },
+        Command::Assign { assignee: None },
+        Command::Approve { comment: None },
+        Command::Reject {
+            reason: RejectionReason::LegalExemption,
+            explanation: text.clone(),
+        },
+        Command::Extend {
+            reason: text.clone(),
+        },
+        Command::StartFulfilment,
+        Command::Complete {
+            summary: text.clone(),
+        },
+        Command::Withdraw { reason: None },
+        Command::Note { text },
+    ];
+    samples
+        .iter()
+        .filter(|cmd| apply(state, actor, cmd, ctx).is_ok())
+        .map(Command::name)
+        .collect()
 }
 
 /// Who may issue what. Subjects act on their own request; the system runs scheduled and

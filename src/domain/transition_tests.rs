@@ -496,6 +496,22 @@ fn who_may_do_what() {
     }
 }
 
+#[test]
+fn allowed_commands_match_what_apply_accepts() {
+    let w = World::new();
+    let t = at("2026-06-01T01:00:00Z");
+    let s = new_request(&w, RequestKind::Deletion, Jurisdiction::Eu, t);
+    assert_eq!(
+        allowed_commands(&s, &reviewer(), &w.ctx(t)),
+        vec!["verify", "assign", "reject", "extend", "withdraw", "note"]
+    );
+    assert_eq!(
+        allowed_commands(&s, &Actor::Subject, &w.ctx(t)),
+        vec!["withdraw"]
+    );
+    assert!(allowed_commands(&s, &staff("aud", Role::Auditor), &w.ctx(t)).is_empty());
+}
+
 // ---- property tests ----
 
 fn actors() -> Vec<Actor> {

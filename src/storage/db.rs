@@ -16,7 +16,8 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// WAL lets readers work while one writer writes; the busy timeout makes a second writer wait
 /// instead of failing at once; foreign keys are off by default in SQLite.
-const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+/// The busy timeout comes first so that switching to WAL waits for other new connections too.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Any fixed number serves as the key of the advisory lock that lets only one of several

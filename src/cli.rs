@@ -1,0 +1,205 @@
+//! The command line: `serve` (the default), `migrate`, `staff add`, `deadline`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::clock::{due_after, extended_due, CalendarSet, Due};
+use crate::config::Config;
+use crate::domain::{ClockStart, EmailAddress, Jurisdiction, Policy, Role};
+use crate::service::{now, staff};
+use crate::startup::{load_calendars, open_database, Application};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rightsflow",
+    version,
+    about = "Data-subject rights requests, from submission to an answer on time"
+)]
+pub struct Cli {
+    /// A TOML config file (also RIGHTSFLOW_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage staff accounts.
+    Staff {
+        #[command(subcommand)]
+        action: StaffCommand,
+    },
+    /// Print the legal due date for a clock started at a given instant.
+    Deadline(DeadlineArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff account. Without --password-stdin a password is generated and printed once.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// agent, reviewer, admin or auditor.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeadlineArgs {
+    /// cn, eu or us-ca.
+    #[arg(long, default_value = "cn")]
+    pub jurisdiction: String,
+    /// When the clock starts (RFC 3339 with offset): verification in cn, receipt elsewhere.
+    /// Default: now.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            crate::telemetry::init(config.log_format);
+            let app = Application::build(config).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            crate::telemetry::init(config.log_format);
+            let db = open_database(&config)?;
+            println!("database is up to date ({})", db.backend().as_str());
+        }
+        Command::Staff {
+            action:
+                StaffCommand::Add {
+                    email,
+                    role,
+                    password_stdin,
+                },
+        } => {
+            let email =
+                EmailAddress::parse(&email).context("--email is not a valid email address")?;
+            let role: Role = role
+                .parse()
+                .context("--role must be agent, reviewer, admin or auditor")?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (crate::auth::password::generate(), true)
+            };
+            let db = open_database(&config)?;
+            let row = staff::add(&db, &email, role, &password, now())?;
+            println!("added {} as {role} (id {})", row.email, row.id);
+            if generated {
+                println!("password: {password}\n(shown only this once)");
+            }
+        }
+        Command::Deadline(args) => {
+            let calendars = load_calendars(&config)?;
+            let report = deadline(&config.policy, &calendars, &args)?;
+            println!("{report}");
+        }
+    }
+    Ok(())
+}
+
+/// The `deadline` report: the due date and the instant it ends, the extended one where the
+/// jurisdiction allows an extension, and any calendar warning.
+pub fn deadline(
+    policy: &Policy,
+    calendars: &CalendarSet,
+    args: &DeadlineArgs,
+) -> anyhow::Result<String> {
+    let jurisdiction: Jurisdiction = args
+        .jurisdiction
+        .parse()
+        .context("--jurisdiction must be cn, eu or us-ca")?;
+    let from: DateTime<Utc> = match &args.from {
+        Some(text) => DateTime::<FixedOffset>::parse_from_rfc3339(text)
+            .context("--from must be an RFC 3339 instant, e.g. 2026-09-28T10:00:00+08:00")?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let rules = policy.rules(jurisdiction);
+    let (tz, region) = (rules.time_zone, rules.calendar_region.as_str());
+    let due = due_after(from, rules.respond, tz, calendars, region);
+    let extended = rules
+        .extension
+        .map(|ext| extended_due(from, rules.respond, ext, tz, calendars, region));
+    let acknowledge = rules
+        .acknowledge
+        .map(|p| due_after(from, p, tz, calendars, region));
+    let local = |d: &Due| {
+        d.ends_at
+            .with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+    };
+    if due.date < from.date_naive() - chrono::Duration::days(1) {
+        bail!("the computed due date lies before the start; check the calendar files");
+    }
+    if args.json {
+        return Ok(json!({
+            "jurisdiction": jurisdiction,
+            "time_zone": tz.name(),
+            "period": rules.respond,
+            "from": from,
+            "due": { "date": due.date, "ends_at": local(&due), "ends_at_utc": due.ends_at, "warnings": due.warnings },
+            "extended": extended.as_ref().map(|e| json!({ "date": e.date, "ends_at": local(e), "ends_at_utc": e.ends_at })),
+            "acknowledge_by": acknowledge.as_ref().map(|a| json!({ "date": a.date, "ends_at": local(a) })),
+        })
+        .to_string());
+    }
+    let starts = match rules.clock_starts {
+        ClockStart::Verification => "identity verification",
+        ClockStart::Receipt => "receipt",
+    };
+    let mut lines = vec![
+        format!(
+            "jurisdiction: {jurisdiction} ({}) — {} / {}, counted from {starts}; the start day is not counted",
+            tz.name(),
+            rules.respond.describe_en(),
+            rules.respond.describe_zh()
+        ),
+        format!("from: {} (local day {})", from.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false), from.with_timezone(&tz).date_naive()),
+        format!("due: {} (ends {})", due.date, local(&due)),
+    ];
+    match (&extended, rules.extension) {
+        (Some(e), Some(ext)) => lines.push(format!(
+            "extended: {} (ends {}) — after an extension of {}",
+            e.date,
+            local(e),
+            ext.describe_en()
+        )),
+        _ => lines.push("extended: none — this jurisdiction allows no extension".into()),
+    }
+    if let (Some(a), Some(p)) = (&acknowledge, rules.acknowledge) {
+        lines.push(format!(
+            "acknowledge by: {} (ends {}) — {}",
+            a.date,
+            local(a),
+            p.describe_en()
+        ));
+    }
+    for w in &due.warnings {
+        lines.push(format!("warning: {w} / {}", w.message_zh()));
+    }
+    Ok(lines.join("\n"))
+}

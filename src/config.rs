@@ -1,0 +1,236 @@
+//! Configuration: defaults that work out of the box, then a TOML file (`--config` or
+//! `RIGHTSFLOW_CONFIG`), then `RIGHTSFLOW_*` environment variables, each overriding the last.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::Policy;
+
+/// A secret from config: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where generated secrets, the default SQLite file and extra calendars live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; anything else is a SQLite file. Default:
+    /// `<data_dir>/rightsflow.db`.
+    pub database_url: Option<String>,
+    pub database_pool_size: u32,
+    pub listen: String,
+    /// HS256 key for staff tokens; generated and kept in the data folder when unset.
+    pub jwt_secret: Option<Secret>,
+    pub staff_token_minutes: i64,
+    pub log_format: LogFormat,
+    pub admin_email: String,
+    pub admin_password: Option<Secret>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Extra holiday calendars (`*.toml`), on top of the built-in ones. Default:
+    /// `<data_dir>/calendars`.
+    pub calendar_dir: Option<PathBuf>,
+    /// How often the expiry job looks for requests never verified in time (0: never).
+    pub expiry_sweep_seconds: u64,
+    pub policy: Policy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_pool_size: 8,
+            listen: "127.0.0.1:8080".into(),
+            jwt_secret: None,
+            staff_token_minutes: 60,
+            log_format: LogFormat::Pretty,
+            admin_email: "admin@localhost".into(),
+            admin_password: None,
+            body_limit: 64 * 1024,
+            calendar_dir: None,
+            expiry_sweep_seconds: 300,
+            policy: Policy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name} is invalid: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+impl Config {
+    /// Loads the file (if any) and applies the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(file, |name| std::env::var(name).ok())
+    }
+
+    /// As `load`, with the environment given as a function (so tests need not touch the
+    /// process environment).
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let from_env = env("RIGHTSFLOW_CONFIG").map(PathBuf::from);
+        let mut config = match file.map(Path::to_path_buf).or(from_env) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path,
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        if let Some(v) = get("RIGHTSFLOW_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("RIGHTSFLOW_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("RIGHTSFLOW_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("RIGHTSFLOW_JWT_SECRET") {
+            self.jwt_secret = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_ADMIN_EMAIL") {
+            self.admin_email = v;
+        }
+        if let Some(v) = get("RIGHTSFLOW_ADMIN_PASSWORD") {
+            self.admin_password = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_CALENDAR_DIR") {
+            self.calendar_dir = Some(v.into());
+        }
+        if let Some(v) = get("RIGHTSFLOW_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(env_error(
+                        "RIGHTSFLOW_LOG_FORMAT",
+                        "expected pretty or json",
+                    ))
+                }
+            };
+        }
+        if let Some(v) = get("RIGHTSFLOW_DATABASE_POOL_SIZE") {
+            self.database_pool_size = v.parse().map_err(|_| {
+                env_error("RIGHTSFLOW_DATABASE_POOL_SIZE", "expected a whole number")
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("rightsflow.db").display()),
+        }
+    }
+
+    pub fn calendar_dir(&self) -> PathBuf {
+        self.calendar_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("calendars"))
+    }
+}
+
+fn env_error(name: &'static str, message: &str) -> ConfigError {
+    ConfigError::Env {
+        name,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("rf.toml");
+        let text = "listen = \"0.0.0.0:9000\"\nadmin_email = \"dpo@example.com\"\n[policy]\nverification_window_days = 10\n";
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let env = |name: &str| (name == "RIGHTSFLOW_LISTEN").then(|| "127.0.0.1:9999".to_owned());
+        let c = Config::load_with(Some(&path), env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen, "127.0.0.1:9999");
+        assert_eq!(c.admin_email, "dpo@example.com");
+        assert_eq!(c.policy.verification_window_days, 10);
+        assert_eq!(c.database_url(), "sqlite://data/rightsflow.db");
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_source() {
+        let env = |name: &str| (name == "RIGHTSFLOW_LOG_FORMAT").then(|| "xml".to_owned());
+        let err = Config::load_with(None, env)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RIGHTSFLOW_LOG_FORMAT"), "{err}");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listne = 1").unwrap_or_else(|e| panic!("{e}"));
+        let err = Config::load_with(Some(&path), |_| None)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.toml") && err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config {
+            jwt_secret: Some(Secret::new("hunter2")),
+            ..Config::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Submitting requests and acting on them.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{ServiceError, Services};
+use crate::auth::subject_token;
+use crate::domain::{
+    self, Actor, Channel, Command, Jurisdiction, Locale, Reference, RequestDetails, RequestKind,
+    Role, Status, SubjectContact,
+};
+use crate::storage::requests::{self as store, ListFilter};
+use crate::storage::rows::StoredRequest;
+use crate::storage::{staff as staff_store, StoreError};
+
+/// A parsed submission: every field already a domain value.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub kind: RequestKind,
+    pub jurisdiction: Jurisdiction,
+    pub contact: SubjectContact,
+    pub details: RequestDetails,
+    pub locale: Locale,
+    pub channel: Channel,
+    /// For requests logged by staff: when it really arrived. None: now.
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub request: StoredRequest,
+    /// Shown once to the submitter; only its digest is stored.
+    pub subject_token: String,
+}
+
+/// Clock skew we tolerate between a staff member's stated receipt time and ours.
+const RECEIPT_SKEW: i64 = 5;
+
+pub fn submit(
+    s: &Services,
+    new: NewRequest,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Submitted, ServiceError> {
+    let received_at = new.received_at.unwrap_or(now);
+    if received_at > now + Duration::minutes(RECEIPT_SKEW) {
+        return Err(ServiceError::ReceivedInFuture);
+    }
+    let outcome = domain::submit(
+        new.kind,
+        new.jurisdiction,
+        received_at,
+        actor,
+        &s.context(now),
+    );
+    let token = subject_token::generate();
+    let mut conn = s.db().conn()?;
+    // A fresh reference collides with an existing one about once in 10^12 draws; try again.
+    for _ in 0..5 {
+        let request = StoredRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            reference: Reference::generate(),
+            state: outcome.state.clone(),
+            locale: new.locale,
+            channel: new.channel,
+            contact: new.contact.clone(),
+            details: new.details.to_json(),
+            subject_token_hash: subject_token::digest(&token),
+            created_at: now,
+            updated_at: now,
+        };
+        match store::insert(&mut conn, &request, &outcome) {
+            Ok(()) => {
+                tracing::info!(reference = %request.reference, kind = %new.kind, channel = %new.channel, "request submitted");
+                return Ok(Submitted {
+                    request,
+                    subject_token: token,
+                });
+            }
+            Err(StoreError::Duplicate(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ServiceError::Internal(
+        "could not allocate a unique reference".into(),
+    ))
+}
+
+pub fn get(s: &Services, id: &str) -> Result<StoredRequest, ServiceError> {
+    Ok(store::find_by_id(&mut *s.db().conn()?, id)?)
+}
+
+/// The request a subject names by reference, if the token they hold is the one issued for it.
+/// Unknown reference and wrong token give the same answer, so neither can be probed.
+pub fn get_for_subject(
+    s: &Services,
+    reference: &Reference,
+    token: &str,
+) -> Result<StoredRequest, ServiceError> {
+    match store::find_by_reference(&mut *s.db().conn()?, reference) {
+        Ok(r) if subject_token::matches(token, &r.subject_token_hash) => Ok(r),
+        Ok(_) | Err(StoreError::NotFound) => Err(ServiceError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn events(s: &Services, id: &str) -> Result<Vec<(i64, domain::Event)>, ServiceError> {
+    Ok(store::events(&mut *s.db().conn()?, id)?)
+}
+
+pub fn list(s: &Services, filter: &ListFilter) -> Result<(Vec<StoredRequest>, i64), ServiceError> {
+    Ok(store::list(&mut *s.db().conn()?, filter)?)
+}
+
+/// Applies one command to the request with this id. With `expected_version` the caller says
+/// which version it decided on; a newer stored version fails with `Stale` instead of acting
+/// on a state the caller never saw. Without it, a concurrent change is retried a few times.
+pub fn act(
+    s: &Services,
+    id: &str,
+    actor: &Actor,
+    command: &Command,
+    expected_version: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<StoredRequest, ServiceError> {
+    let mut conn = s.db().conn()?;
+    if let Command::Assign { assignee: Some(to) } = command {
+        let target = staff_store::find_by_id(&mut conn, to)?;
+        let can_work =
+            target.is_some_and(|t| t.active && t.role.parse::<Role>().is_ok_and(Role::acts));
+        if !can_work {
+            return Err(ServiceError::UnknownAssignee);
+        }
+    }
+    for _ in 0..3 {
+        let before = store::find_by_id(&mut conn, id)?;
+        if expected_version.is_some_and(|v| v != before.state.version) {
+            return Err(ServiceError::Stale {
+                current: before.state.version,
+            });
+        }
+        let outcome = domain::apply(&before.state, actor, command, &s.context(now))?;
+        match store::save_outcome(&mut conn, &before, &outcome, now) {
+            Ok(()) => {
+                tracing::info!(
+                    reference = %before.reference,
+                    command = command.name(),
+                    from = %before.state.status,
+                    to = %outcome.state.status,
+                    actor = actor.kind_str(),
+                    "command applied"
+                );
+                let mut after = before;
+                after.state = outcome.state;
+                after.updated_at = now;
+                return Ok(after);
+            }
+            Err(StoreError::Conflict) if expected_version.is_none() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ServiceError::Busy)
+}
+
+/// A subject's command on their own request (withdraw, reply), guarded by the subject token.
+pub fn subject_act(
+    s: &Services,
+    reference: &Reference,
+    token: &str,
+    command: &Command,
+    now: DateTime<Utc>,
+) -> Result<StoredRequest, ServiceError> {
+    let request = get_for_subject(s, reference, token)?;
+    act(s, &request.id, &Actor::Subject, command, None, now)
+}
+
+/// Expires requests whose verification window has passed. Safe to run on several instances at
+/// once: the version check lets only one of them record each expiry.
+pub fn expire_unverified(s: &Services, now: DateTime<Utc>) -> Result<usize, ServiceError> {
+    let window = Duration::days(i64::from(s.policy().verification_window_days));
+    let ids = store::awaiting_verification_since(&mut *s.db().conn()?, now - window, 500)?;
+    let mut expired = 0;
+    for id in ids {
+        match act(s, &id, &Actor::System, &Command::Expire, None, now) {
+            Ok(r) if r.state.status == Status::Expired => expired += 1,
+            Ok(_) => {}
+            // Another instance got there first, or the subject verified meanwhile.
+            Err(ServiceError::Transition(_)) | Err(ServiceError::Busy) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if expired > 0 {
+        tracing::info!(count = expired, "expired unverified requests");
+    }
+    Ok(expired)
+}

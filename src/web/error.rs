@@ -1,0 +1,191 @@
+//! The API's one error shape, `{"error": {"code": "...", "message": "..."}}`, with a stable code
+//! and a message in the caller's language (Chinese unless `Accept-Language` prefers English).
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::domain::Locale;
+use crate::service::ServiceError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    zh: String,
+    en: String,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        zh: impl Into<String>,
+        en: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
+
+    /// 422: the body or query was well-formed but a value is not acceptable.
+    pub fn invalid(code: &'static str, zh: impl Into<String>, en: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, zh, en)
+    }
+
+    pub fn not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "未找到该资源",
+            "Not found",
+        )
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "请先登录",
+            "Authentication required",
+        )
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "服务器内部错误，请稍后再试",
+            "Internal error; please try again later",
+        )
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn body(&self, locale: Locale) -> String {
+        let message = match locale {
+            Locale::ZhCn => &self.zh,
+            Locale::En => &self.en,
+        };
+        json!({ "error": { "code": self.code, "message": message } }).to_string()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only the code: messages may quote what the caller sent.
+        write!(f, "{} {}", self.status.as_u16(), self.code)
+    }
+}
+
+/// The English body, kept on the response so `localize_errors` can swap it in.
+#[derive(Clone)]
+struct EnglishBody(String);
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status)
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(self.body(Locale::ZhCn));
+        res.extensions_mut()
+            .insert(EnglishBody(self.body(Locale::En)));
+        res
+    }
+}
+
+/// Middleware: serves error bodies in English to callers whose `Accept-Language` prefers it.
+/// (`ResponseError` cannot see the request, hence this step.)
+pub async fn localize_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let locale = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(Locale::negotiate)
+        .unwrap_or_default();
+    let res = next.call(req).await?;
+    let english = (locale == Locale::En)
+        .then(|| res.response().extensions().get::<EnglishBody>().cloned())
+        .flatten();
+    Ok(match english {
+        Some(EnglishBody(body)) => res.map_body(|_, _| BoxBody::new(body)),
+        None => res.map_into_boxed_body(),
+    })
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as S;
+        match e {
+            S::NotFound => ApiError::not_found(),
+            S::Transition(t) => {
+                let status = if t.is_permission() { StatusCode::FORBIDDEN } else { StatusCode::CONFLICT };
+                ApiError::new(status, t.code(), t.message_zh(), t.message_en())
+            }
+            S::Stale { current } => ApiError::new(
+                StatusCode::CONFLICT,
+                "stale_version",
+                format!("请求已被他人更新（当前版本 {current}），请刷新后重试"),
+                format!("The request changed since you loaded it (now version {current}); reload and try again"),
+            ),
+            S::Busy => ApiError::new(StatusCode::CONFLICT, "busy", "该请求正在被他人修改，请重试", "The request is being changed by someone else; try again"),
+            S::UnknownAssignee => ApiError::invalid("unknown_assignee", "找不到可以接手此请求的在职工作人员", "No active staff member can take this assignment"),
+            S::ReceivedInFuture => ApiError::invalid("received_in_future", "收到时间不能晚于当前时间", "The receipt time lies in the future"),
+            S::InvalidCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "邮箱或密码错误", "Email or password is wrong"),
+            S::WeakPassword(n) => ApiError::invalid("weak_password", format!("密码至少需要 {n} 个字符"), format!("The password must be at least {n} characters")),
+            S::DuplicateStaff => ApiError::new(StatusCode::CONFLICT, "duplicate_staff", "该邮箱的工作人员账号已存在", "A staff member with this email exists already"),
+            S::Unauthenticated => ApiError::unauthorized(),
+            S::WrongSubjectToken => ApiError::not_found(),
+            S::Store(crate::storage::StoreError::Unavailable(_)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "数据库暂时不可用，请稍后再试",
+                "The database is unavailable; please try again later",
+            ),
+            S::Store(e) => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::internal()
+            }
+            S::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        tracing::error!("blocking task failed");
+        ApiError::internal()
+    }
+}
+
+/// Runs blocking work (diesel, argon2) off the async executor, inside the caller's span so its
+/// log lines carry the request id.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    Ok(actix_web::web::block(move || span.in_scope(f)).await??)
+}

@@ -1,0 +1,83 @@
+//! Request extractors: the caller's language, and the signed-in staff member.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::error::{blocking, ApiError};
+use crate::domain::{Actor, Locale};
+use crate::service::{staff, Services};
+
+/// The language to answer in, from `Accept-Language` (Chinese when absent or unsupported).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLocale(pub Locale);
+
+impl FromRequest for RequestLocale {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let locale = req
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(Locale::negotiate)
+            .unwrap_or_default();
+        ready(Ok(RequestLocale(locale)))
+    }
+}
+
+/// A staff member authenticated by `Authorization: Bearer <jwt>`, read fresh from the database.
+#[derive(Debug, Clone)]
+pub struct StaffActor(pub Actor);
+
+impl FromRequest for StaffActor {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned());
+        let services = req.app_data::<web::Data<Services>>().cloned();
+        Box::pin(async move {
+            let (Some(token), Some(services)) = (token, services) else {
+                return Err(ApiError::unauthorized());
+            };
+            let actor = blocking(move || staff::authenticate(&services, &token)).await?;
+            Ok(StaffActor(actor))
+        })
+    }
+}
+
+/// The stop-gap subject token from `X-Subject-Token` (see `auth::subject_token`).
+#[derive(Debug, Clone)]
+pub struct SubjectToken(pub String);
+
+impl FromRequest for SubjectToken {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| SubjectToken(t.trim().to_owned()))
+            .filter(|t| !t.0.is_empty());
+        ready(token.ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "subject_token_required",
+                "请提供提交请求时获得的凭证（X-Subject-Token）",
+                "Send the token you received on submission (X-Subject-Token)",
+            )
+        }))
+    }
+}

@@ -1,0 +1,91 @@
+//! The HTTP layer (actix-web): JSON API under `/api/v1`, its OpenAPI document, health probes.
+//! Handlers parse input into domain values, call a service, and render a view; they never
+//! decide workflow questions themselves.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod staff;
+pub mod subject;
+pub mod submission;
+pub mod views;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+
+pub use error::ApiError;
+
+/// Every route of the application.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::routes)
+        .route("/api/openapi.json", web::get().to(openapi::document))
+        .service(
+            web::scope("/api/v1")
+                .configure(subject::routes)
+                .configure(staff::routes),
+        );
+}
+
+/// JSON bodies: a size limit, and errors in the API's shape.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req: &HttpRequest| json_error(err).into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        ApiError::invalid(
+            "invalid_query",
+            format!("查询参数无效：{err}"),
+            format!("Invalid query parameters: {err}"),
+        )
+        .into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_err: PathError, _req| ApiError::not_found().into())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("请求内容过大（上限 {limit} 字节）"),
+            format!("The request body is too large (limit {limit} bytes)"),
+        ),
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "请求内容须为 JSON（Content-Type: application/json）",
+            "The body must be JSON (Content-Type: application/json)",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::invalid(
+            "invalid_body",
+            format!("请求内容缺少字段或字段值无效：{e}"),
+            format!("A field is missing or has an invalid value: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("请求内容不是有效的 JSON：{e}"),
+            format!("The body is not valid JSON: {e}"),
+        ),
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "无法读取请求内容",
+            "The request body could not be read",
+        ),
+    }
+}
+
+/// Anything no route matches.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}

@@ -1,0 +1,208 @@
+//! The OpenAPI 3.1 document of the JSON API, served at `/api/openapi.json`. Written by hand
+//! next to the routes; a test checks that every route is documented and nothing else is.
+
+use actix_web::HttpResponse;
+use serde_json::{json, Value};
+
+use crate::domain::{Jurisdiction, RejectionReason, RequestKind, Role, Status};
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(spec())
+}
+
+fn names<T: Copy>(all: &[T], f: fn(T) -> &'static str) -> Value {
+    json!(all.iter().map(|v| f(*v)).collect::<Vec<_>>())
+}
+
+fn error_responses(codes: &[u16]) -> Value {
+    let mut map = serde_json::Map::new();
+    for code in codes {
+        map.insert(
+            code.to_string(),
+            json!({ "$ref": "#/components/responses/Error" }),
+        );
+    }
+    Value::Object(map)
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+fn ok(status: u16, description: &str, schema: Value, errors: &[u16]) -> Value {
+    let success = json!({ status.to_string(): { "description": description, "content": { "application/json": { "schema": schema } } } });
+    merge(success, error_responses(errors))
+}
+
+fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" }, "description": description })
+}
+
+fn query(name: &str, schema: Value, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "schema": schema, "description": description })
+}
+
+const COMMAND_NAMES: [&str; 12] = [
+    "verify",
+    "expire",
+    "request_info",
+    "subject_reply",
+    "assign",
+    "approve",
+    "reject",
+    "extend",
+    "start_fulfilment",
+    "complete",
+    "withdraw",
+    "note",
+];
+
+/// The document itself.
+pub fn spec() -> Value {
+    let subject_token = json!({ "name": "X-Subject-Token", "in": "header", "required": true, "schema": { "type": "string" },
+        "description": "The token returned on submission (a stop-gap until identity verification replaces it)." });
+    let reference = path_param("reference", "The request reference, e.g. DSR-7K2Q-9XPM");
+    let id = path_param("id", "The request id (staff side)");
+    let staff_auth = json!([{ "staffBearer": [] }]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Rightsflow API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Data-subject rights requests: submission and follow-up for subjects, the queue and actions for staff. Errors always have the shape {\"error\": {\"code\", \"message\"}}; the message follows Accept-Language (Chinese by default, English when preferred)."
+        },
+        "paths": {
+            "/healthz": { "get": { "summary": "The process is up", "responses": { "200": { "description": "up" } } } },
+            "/readyz": { "get": { "summary": "The database is reachable", "responses": { "200": { "description": "ready" }, "503": { "description": "database unreachable" } } } },
+            "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } },
+            "/api/v1/requests": { "post": {
+                "summary": "Submit a request (subject)",
+                "requestBody": body(json!({ "$ref": "#/components/schemas/Submission" })),
+                "responses": ok(201, "Created; the subject_token is shown only here", json!({ "$ref": "#/components/schemas/Submitted" }), &[400, 413, 415, 422])
+            }},
+            "/api/v1/requests/{reference}": { "get": {
+                "summary": "Follow a request (subject)",
+                "parameters": [reference, subject_token],
+                "responses": ok(200, "The request as the subject sees it", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404])
+            }},
+            "/api/v1/requests/{reference}/withdraw": { "post": {
+                "summary": "Withdraw a request (subject), allowed until fulfilment starts changing data",
+                "parameters": [reference, subject_token],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } }, "additionalProperties": false } } } },
+                "responses": ok(200, "Withdrawn", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404, 409])
+            }},
+            "/api/v1/requests/{reference}/reply": { "post": {
+                "summary": "Answer staff's question (subject)",
+                "parameters": [reference, subject_token],
+                "requestBody": body(json!({ "type": "object", "required": ["message"], "properties": { "message": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "Reply recorded; the request is back in review", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404, 409, 422])
+            }},
+            "/api/v1/staff/login": { "post": {
+                "summary": "Staff sign-in",
+                "requestBody": body(json!({ "type": "object", "required": ["email", "password"], "properties": { "email": { "type": "string" }, "password": { "type": "string" } } })),
+                "responses": ok(200, "A bearer token", json!({ "type": "object", "properties": { "token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_in": { "type": "integer" }, "staff": { "type": "object" } } }), &[400, 401, 422])
+            }},
+            "/api/v1/staff/requests": {
+                "get": {
+                    "summary": "The queue, filtered and sorted by due date",
+                    "security": staff_auth,
+                    "parameters": [
+                        query("status", json!({ "enum": names(Status::ALL, Status::as_str) }), "Only this status"),
+                        query("kind", json!({ "enum": names(RequestKind::ALL, RequestKind::as_str) }), "Only this kind"),
+                        query("jurisdiction", json!({ "enum": names(Jurisdiction::ALL, Jurisdiction::as_str) }), "Only this jurisdiction"),
+                        query("assignee", json!({ "type": "string" }), "A staff id, or `me`"),
+                        query("due_before", json!({ "type": "string" }), "A date (YYYY-MM-DD) or an RFC 3339 instant"),
+                        query("overdue", json!({ "type": "boolean" }), "Only open requests past their due date"),
+                        query("sort", json!({ "enum": ["due", "-due", "received", "-received"] }), "Default: due (soonest first)"),
+                        query("limit", json!({ "type": "integer", "minimum": 1, "maximum": 200 }), "Page size (default 50)"),
+                        query("offset", json!({ "type": "integer", "minimum": 0 }), "Page start")
+                    ],
+                    "responses": ok(200, "A page of requests and the total count", json!({ "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/StaffRequest" } }, "total": { "type": "integer" }, "limit": { "type": "integer" }, "offset": { "type": "integer" } } }), &[401, 422])
+                },
+                "post": {
+                    "summary": "Log a request received by phone, letter, email or in person, with its real receipt time",
+                    "security": staff_auth,
+                    "requestBody": body(json!({ "allOf": [{ "$ref": "#/components/schemas/Submission" }], "required": ["received_at", "channel"] })),
+                    "responses": ok(201, "Created", json!({ "$ref": "#/components/schemas/StaffRequest" }), &[400, 401, 403, 413, 422])
+                }
+            },
+            "/api/v1/staff/requests/{id}": { "get": {
+                "summary": "One request with its full timeline",
+                "security": staff_auth,
+                "parameters": [id],
+                "responses": ok(200, "The request", json!({ "$ref": "#/components/schemas/StaffRequest" }), &[401, 404])
+            }},
+            "/api/v1/staff/requests/{id}/actions": { "post": {
+                "summary": "Apply one command; 409 when the request's state does not allow it now (nothing changes)",
+                "security": staff_auth,
+                "parameters": [id],
+                "requestBody": body(json!({ "$ref": "#/components/schemas/Command" })),
+                "responses": ok(200, "The request after the command", json!({ "$ref": "#/components/schemas/StaffRequest" }), &[400, 401, 403, 404, 409, 422])
+            }}
+        },
+        "components": {
+            "securitySchemes": { "staffBearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+                "Submission": {
+                    "type": "object", "required": ["kind", "subject"],
+                    "properties": {
+                        "kind": { "enum": names(RequestKind::ALL, RequestKind::as_str) },
+                        "jurisdiction": { "enum": names(Jurisdiction::ALL, Jurisdiction::as_str), "default": "cn" },
+                        "locale": { "enum": ["zh-CN", "en"] },
+                        "subject": { "type": "object", "properties": { "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" } }, "description": "At least an email or a phone number" },
+                        "details": { "type": "object", "description": "Per kind: access {categories, format}; correction {fields: [{field, current_value?, corrected_value}]}; deletion {scope: account|categories, categories?}; restriction {processing, ground, explanation?}; portability {categories, format: json|csv, recipient?}; consent_withdrawal {consents}; complaint {subject, account, related_reference?}" },
+                        "received_at": { "type": "string", "format": "date-time", "description": "Staff only" },
+                        "channel": { "enum": ["phone", "letter", "email", "in_person"], "description": "Staff only" }
+                    }
+                },
+                "Due": { "type": ["object", "null"], "properties": { "date": { "type": "string", "format": "date" }, "ends_at": { "type": "string", "format": "date-time" }, "warnings": { "type": "array" } } },
+                "Submitted": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "subject_token": { "type": "string" } } },
+                "SubjectRequest": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "timeline": { "type": "array" }, "allowed_actions": { "type": "array", "items": { "type": "string" } } } },
+                "StaffRequest": { "type": "object", "properties": { "id": { "type": "string" }, "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "version": { "type": "integer" }, "allowed_actions": { "type": "array", "items": { "type": "string" } }, "timeline": { "type": "array" } } },
+                "Command": {
+                    "type": "object", "required": ["command"],
+                    "properties": {
+                        "command": { "enum": COMMAND_NAMES },
+                        "expected_version": { "type": "integer", "description": "Fail with 409 stale_version if the request changed since" },
+                        "method": { "enum": ["email_code", "sms_code", "magic_link", "platform_token", "staff_check"], "description": "verify" },
+                        "question": { "type": "string", "description": "request_info" },
+                        "message": { "type": "string", "description": "subject_reply" },
+                        "assignee": { "type": ["string", "null"], "description": "assign" },
+                        "comment": { "type": "string", "description": "approve" },
+                        "reason": { "description": "reject: a reason code; extend, withdraw: free text", "oneOf": [{ "enum": names(RejectionReason::ALL, RejectionReason::as_str) }, { "type": "string" }] },
+                        "explanation": { "type": "string", "description": "reject" },
+                        "summary": { "type": "string", "description": "complete" },
+                        "text": { "type": "string", "description": "note" }
+                    }
+                },
+                "Role": { "enum": names(Role::ALL, Role::as_str) }
+            }
+        }
+    })
+}
+
+/// Keeps COMMAND_NAMES honest: each name must parse as a command with a sample body.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Command;
+
+    #[test]
+    fn every_documented_command_is_a_real_command() {
+        for name in COMMAND_NAMES {
+            let sample = json!({ "command": name, "method": "staff_check", "question": "q", "message": "m", "assignee": null,
+                "reason": if name == "reject" { "no_data_held" } else { "r" }, "explanation": "e", "summary": "s", "text": "t" });
+            let parsed: Result<Command, _> = serde_json::from_value(sample);
+            assert_eq!(parsed.map(|c| c.name()).ok(), Some(name));
+        }
+    }
+}
