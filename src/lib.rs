@@ -1,6 +1,8 @@
 //! Rightsflow: a data-subject rights request workflow engine. See docs/ARCHITECTURE.md for the
 //! parts and how a request moves through them.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod auth;
 pub mod cli;
 pub mod clock;

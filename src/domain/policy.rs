@@ -150,7 +150,7 @@ impl Policy {
             None => Policy::default()
                 .jurisdictions
                 .remove(&jurisdiction)
-                .unwrap_or_else(|| unreachable_rules()),
+                .unwrap_or_else(unreachable_rules),
         }
     }
 }

@@ -566,23 +566,21 @@ proptest! {
         for (actor, cmd, hours) in steps {
             now += Duration::hours(hours);
             let before = state.clone();
-            match apply(&before, &actors[actor], &command(cmd), &w.ctx(now)) {
-                Ok(out) => {
-                    prop_assert_eq!(out.event.from, Some(before.status));
-                    prop_assert_eq!(out.event.to, out.state.status);
-                    prop_assert_eq!(out.state.version, before.version + 1);
-                    if before.status.is_final() {
-                        prop_assert_eq!(out.state.status, before.status, "end states are absorbing");
-                    }
-                    if let Some(old) = &before.due {
-                        let new = out.state.due.as_ref();
-                        prop_assert!(new.is_some_and(|d| d.ends_at >= old.ends_at), "due date moved backwards");
-                    }
-                    trail.push(out.event);
-                    state = out.state;
+            // `apply` borrows the state immutably: a refused command cannot change it.
+            if let Ok(out) = apply(&before, &actors[actor], &command(cmd), &w.ctx(now)) {
+                prop_assert_eq!(out.event.from, Some(before.status));
+                prop_assert_eq!(out.event.to, out.state.status);
+                prop_assert_eq!(out.state.version, before.version + 1);
+                if before.status.is_final() {
+                    prop_assert_eq!(out.event.command.as_str(), "note", "end states accept only notes");
+                    prop_assert_eq!(out.state.status, before.status, "end states are absorbing");
                 }
-                // `apply` borrows the state immutably: a refused command cannot change it.
-                Err(_) => {}
+                if let Some(old) = &before.due {
+                    let new = out.state.due.as_ref();
+                    prop_assert!(new.is_some_and(|d| d.ends_at >= old.ends_at), "due date moved backwards");
+                }
+                trail.push(out.event);
+                state = out.state;
             }
             prop_assert!(state.check_invariants().is_ok(), "{:?}", state.check_invariants());
             prop_assert_eq!(trail.len() as i64, state.version, "one audit entry per accepted command");

@@ -1,0 +1,366 @@
+//! `spawn_app`: every test gets its own application on a random port, with its own database —
+//! a fresh SQLite file, or a fresh PostgreSQL database created for the test and dropped after.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::Write;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::{Client, Response, StatusCode};
+use rightsflow::config::{Config, Secret};
+use rightsflow::domain::{EmailAddress, Role};
+use rightsflow::service::{now, staff, Services};
+use rightsflow::startup::Application;
+use serde_json::{json, Value};
+
+pub const ADMIN_EMAIL: &str = "admin@rightsflow.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const STAFF_PASSWORD: &str = "staff-password-for-tests";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A PostgreSQL database made for one test, dropped when the test ends.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub services: Services,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// The PostgreSQL server for tests, if one is configured. Without it PostgreSQL tests are
+/// skipped with a message, unless `RIGHTSFLOW_TEST_REQUIRE_POSTGRES=1` (as in CI) makes a
+/// missing server a failure.
+fn postgres_url() -> Option<String> {
+    match std::env::var("RIGHTSFLOW_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => Some(url),
+        None => {
+            assert!(
+                std::env::var("RIGHTSFLOW_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "RIGHTSFLOW_TEST_REQUIRE_POSTGRES=1 but RIGHTSFLOW_TEST_POSTGRES_URL is not set"
+            );
+            None
+        }
+    }
+}
+
+/// Says on the terminal (not in captured test output) that a test was skipped and why.
+pub fn skip(test: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test} on PostgreSQL: set RIGHTSFLOW_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
+    );
+}
+
+fn fresh_postgres(base: &str) -> PgDatabase {
+    let name = format!("rf_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::establish(base)
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at RIGHTSFLOW_TEST_POSTGRES_URL: {e}"));
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .unwrap();
+    PgDatabase {
+        admin_url: base.to_owned(),
+        name,
+    }
+}
+
+fn database_url_for(base: &str, name: &str) -> String {
+    let (without_query, query) = base
+        .split_once('?')
+        .map_or((base, None), |(a, q)| (a, Some(q)));
+    let root = without_query
+        .rsplit_once('/')
+        .map_or(without_query, |(root, _)| root);
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+/// Starts an application on `backend`; `None` when PostgreSQL is asked for but not available.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, pg) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("test.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let base = postgres_url()?;
+            let db = fresh_postgres(&base);
+            (database_url_for(&base, &db.name), Some(db))
+        }
+    };
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(database_url),
+        database_pool_size: 4,
+        listen: "127.0.0.1:0".into(),
+        jwt_secret: Some(Secret::new("a test secret of at least thirty-two bytes")),
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+        expiry_sweep_seconds: 0,
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let app = Application::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let services = app.services().clone();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        client: Client::new(),
+        services,
+        backend,
+        _dir: dir,
+        _pg: pg,
+    })
+}
+
+/// Runs `$test(app)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($test:ident) => {
+        mod $test {
+            use $crate::helpers::{skip, spawn_app, Backend};
+
+            #[tokio::test]
+            async fn sqlite() {
+                let app = spawn_app(Backend::Sqlite).await.unwrap();
+                super::$test(app).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                match spawn_app(Backend::Postgres).await {
+                    Some(app) => super::$test(app).await,
+                    None => skip(module_path!()),
+                }
+            }
+        }
+    };
+}
+
+pub struct Submitted {
+    pub reference: String,
+    pub token: String,
+    pub body: Value,
+}
+
+/// A sample of valid details for each kind.
+pub fn details_for(kind: &str) -> Value {
+    match kind {
+        "access" => json!({ "categories": ["account", "orders"], "format": "json" }),
+        "correction" => {
+            json!({ "fields": [{ "field": "收货地址", "current_value": "旧地址", "corrected_value": "上海市浦东新区" }] })
+        }
+        "deletion" => json!({ "scope": "account" }),
+        "restriction" => json!({ "processing": "个性化推荐", "ground": "objection" }),
+        "portability" => json!({ "categories": ["orders"], "format": "csv" }),
+        "consent_withdrawal" => json!({ "consents": ["partner_sharing", "marketing_messages"] }),
+        "complaint" => {
+            json!({ "subject": "客服未回复", "account": "我在十月提交了更正请求，至今未获答复。" })
+        }
+        other => panic!("no sample for {other}"),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Submits a request as a subject and checks it was accepted.
+    pub async fn submit(&self, kind: &str, jurisdiction: &str) -> Submitted {
+        let body = json!({
+            "kind": kind,
+            "jurisdiction": jurisdiction,
+            "subject": { "name": "李雷", "email": "li.lei@example.com" },
+            "details": details_for(kind),
+        });
+        let res = self.post_json("/api/v1/requests", &body, None).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.unwrap();
+        Submitted {
+            reference: body["reference"].as_str().unwrap().to_owned(),
+            token: body["subject_token"].as_str().unwrap().to_owned(),
+            body,
+        }
+    }
+
+    pub async fn subject_get(&self, reference: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/api/v1/requests/{reference}")))
+            .header("X-Subject-Token", token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn subject_post(
+        &self,
+        reference: &str,
+        action: &str,
+        token: &str,
+        body: &Value,
+    ) -> Response {
+        self.client
+            .post(self.url(&format!("/api/v1/requests/{reference}/{action}")))
+            .header("X-Subject-Token", token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/staff/login",
+            &json!({ "email": email, "password": password }),
+            None,
+        )
+        .await
+    }
+
+    pub async fn token_for(&self, email: &str, password: &str) -> String {
+        let res = self.login(email, password).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token_for(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a staff account (there is no HTTP route for it until the console) and signs in.
+    /// Returns (staff id, token).
+    pub async fn staff(&self, name: &str, role: Role) -> (String, String) {
+        let email = format!("{name}@rightsflow.test");
+        let db = self.services.db().clone();
+        let parsed = EmailAddress::parse(&email).unwrap();
+        let row = tokio::task::spawn_blocking(move || {
+            staff::add(&db, &parsed, role, STAFF_PASSWORD, now())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        (row.id, self.token_for(&email, STAFF_PASSWORD).await)
+    }
+
+    /// The staff view of the request with this reference (found through the queue).
+    pub async fn find(&self, token: &str, reference: &str) -> Value {
+        let list = self.list(token, "limit=200").await;
+        let item = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["reference"] == reference)
+            .cloned();
+        let id = item.unwrap_or_else(|| panic!("{reference} not in the queue"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.staff_get(token, &id).await
+    }
+
+    pub async fn list(&self, token: &str, query: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(&format!("/api/v1/staff/requests?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "list {query}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn staff_get(&self, token: &str, id: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(&format!("/api/v1/staff/requests/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    pub async fn act(&self, token: &str, id: &str, command: Value) -> Response {
+        self.post_json(
+            &format!("/api/v1/staff/requests/{id}/actions"),
+            &command,
+            Some(token),
+        )
+        .await
+    }
+
+    /// Applies a command that must succeed, returning the request after it.
+    pub async fn act_ok(&self, token: &str, id: &str, command: Value) -> Value {
+        let res = self.act(token, id, command.clone()).await;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{command} → {body}");
+        body
+    }
+}
+
+/// Reads an error response and returns its code, checking the one error shape.
+pub async fn error_code(res: Response) -> (StatusCode, String) {
+    let status = res.status();
+    let body: Value = res
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("error body is not JSON ({status}): {e}"));
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+        .to_owned();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "no message in {body}"
+    );
+    (status, code)
+}

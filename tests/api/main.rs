@@ -1,0 +1,12 @@
+//! API tests: the JSON API through real HTTP on loopback, each test on a fresh SQLite file and,
+//! when RIGHTSFLOW_TEST_POSTGRES_URL is set, again on a fresh PostgreSQL database.
+
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod lifecycle;
+mod queue;
+mod service;
