@@ -10,10 +10,13 @@ use serde_json::json;
 use super::error::{blocking, ApiError};
 use super::extract::{RequestLocale, StaffActor};
 use super::submission::SubmitBody;
-use super::views::staff_view;
-use crate::domain::{allowed_commands, Channel, Command, Jurisdiction, RequestKind, Status};
-use crate::service::{now, requests, staff, Services};
+use super::views::{staff_view, StaffRequestView};
+use crate::domain::{
+    allowed_commands, Actor, Channel, Command, Jurisdiction, Locale, RequestKind, Status,
+};
+use crate::service::{now, requests, staff, ServiceError, Services};
 use crate::storage::requests::{ListFilter, Sort};
+use crate::storage::rows::StoredRequest;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/staff/login", web::post().to(login))
@@ -166,13 +169,29 @@ async fn show(
     let services = s.clone();
     let at = now();
     let view = blocking(move || {
-        let r = requests::get(&services, &id)?;
-        let events = requests::events(&services, &r.id)?;
-        let allowed = allowed_commands(&r.state, &who.0, &services.context(at));
-        Ok(staff_view(&r, allowed, Some(&events), lang.0, at))
+        detail(
+            &services,
+            &requests::get(&services, &id)?,
+            &who.0,
+            lang.0,
+            at,
+        )
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// A request with its timeline and what this staff member may do with it now.
+fn detail(
+    services: &Services,
+    r: &StoredRequest,
+    who: &Actor,
+    locale: Locale,
+    at: DateTime<Utc>,
+) -> Result<StaffRequestView, ServiceError> {
+    let events = requests::events(services, &r.id)?;
+    let allowed = allowed_commands(&r.state, who, &services.context(at));
+    Ok(staff_view(r, allowed, Some(&events), locale, at))
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,9 +220,7 @@ async fn act(
     let at = now();
     let view = blocking(move || {
         let r = requests::act(&services, &id, &who.0, &command, expected_version, at)?;
-        let events = requests::events(&services, &r.id)?;
-        let allowed = allowed_commands(&r.state, &who.0, &services.context(at));
-        Ok(staff_view(&r, allowed, Some(&events), lang.0, at))
+        detail(&services, &r, &who.0, lang.0, at)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))

@@ -8,9 +8,10 @@ use serde_json::json;
 use super::error::{blocking, ApiError};
 use super::extract::{RequestLocale, SubjectToken};
 use super::submission::SubmitBody;
-use super::views::{due_view, status_view, subject_view};
-use crate::domain::{allowed_commands, Actor, Channel, Command, FreeText, Reference};
-use crate::service::{now, requests, Services};
+use super::views::{due_view, status_view, subject_view, SubjectRequestView};
+use crate::domain::{allowed_commands, Actor, Channel, Command, FreeText, Locale, Reference};
+use crate::service::{now, requests, ServiceError, Services};
+use crate::storage::rows::StoredRequest;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/requests", web::post().to(submit))
@@ -55,6 +56,17 @@ async fn submit(
         })))
 }
 
+/// The request as its subject sees it, with what they may do now.
+fn detail(
+    services: &Services,
+    r: &StoredRequest,
+    locale: Locale,
+) -> Result<SubjectRequestView, ServiceError> {
+    let events = requests::events(services, &r.id)?;
+    let allowed = allowed_commands(&r.state, &Actor::Subject, &services.context(now()));
+    Ok(subject_view(r, &events, allowed, locale))
+}
+
 fn reference(raw: &str) -> Result<Reference, ApiError> {
     // An ill-formed reference names no request: the same answer as an unknown one.
     Reference::parse(raw).map_err(|_| ApiError::not_found())
@@ -70,10 +82,11 @@ async fn show(
     let reference = reference(&path)?;
     let services = s.clone();
     let view = blocking(move || {
-        let r = requests::get_for_subject(&services, &reference, &token.0)?;
-        let events = requests::events(&services, &r.id)?;
-        let allowed = allowed_commands(&r.state, &Actor::Subject, &services.context(now()));
-        Ok(subject_view(&r, &events, allowed, lang.0))
+        detail(
+            &services,
+            &requests::get_for_subject(&services, &reference, &token.0)?,
+            lang.0,
+        )
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -131,9 +144,7 @@ async fn subject_command(
     let services = s.clone();
     let view = blocking(move || {
         let r = requests::subject_act(&services, &reference, &token.0, &command, now())?;
-        let events = requests::events(&services, &r.id)?;
-        let allowed = allowed_commands(&r.state, &Actor::Subject, &services.context(now()));
-        Ok(subject_view(&r, &events, allowed, lang.0))
+        detail(&services, &r, lang.0)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))

@@ -302,6 +302,14 @@ impl TestApp {
         self.staff_get(token, &id).await
     }
 
+    /// The staff-side id of the request with this reference.
+    pub async fn id_of(&self, token: &str, reference: &str) -> String {
+        self.find(token, reference).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn list(&self, token: &str, query: &str) -> Value {
         let res = self
             .client

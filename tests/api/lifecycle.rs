@@ -35,10 +35,7 @@ async fn every_kind_reaches_completed(app: TestApp) {
         assert_eq!(sub.body["status"]["code"], "awaiting_verification");
         // The cn clock starts at verification, so there is no due date yet.
         assert!(sub.body["due"].is_null());
-        let id = app.find(&agent, &sub.reference).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = app.id_of(&agent, &sub.reference).await;
 
         let verified = app
             .act_ok(
@@ -120,10 +117,7 @@ async fn rejection_carries_a_reason_the_subject_sees(app: TestApp) {
     let (_, agent) = app.staff("agent", Role::Agent).await;
     let (_, reviewer) = app.staff("reviewer", Role::Reviewer).await;
     let sub = app.submit("access", "cn").await;
-    let id = app.find(&agent, &sub.reference).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.id_of(&agent, &sub.reference).await;
     app.act_ok(
         &agent,
         &id,
@@ -207,10 +201,7 @@ async fn the_subject_can_withdraw_and_nothing_else_happens_after(app: TestApp) {
         error_code(again).await,
         (StatusCode::CONFLICT, "request_closed".into())
     );
-    let id = app.find(&admin, &sub.reference).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.id_of(&admin, &sub.reference).await;
     let verify = app
         .act(
             &admin,
@@ -237,10 +228,7 @@ on_both_backends!(the_subject_can_withdraw_and_nothing_else_happens_after);
 async fn withdrawal_stops_once_fulfilment_changes_data(app: TestApp) {
     let admin = app.admin_token().await;
     let sub = app.submit("restriction", "cn").await;
-    let id = app.find(&admin, &sub.reference).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.id_of(&admin, &sub.reference).await;
     app.act_ok(
         &admin,
         &id,
@@ -374,10 +362,7 @@ async fn extension_moves_the_due_date_as_the_brief_says(app: TestApp) {
 
     // cn allows no extension by default.
     let sub = app.submit("access", "cn").await;
-    let id = app.find(&reviewer, &sub.reference).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.id_of(&reviewer, &sub.reference).await;
     app.act_ok(
         &agent,
         &id,
@@ -396,10 +381,7 @@ async fn four_eyes_needs_a_different_second_approver(app: TestApp) {
     let (_, reviewer) = app.staff("reviewer", Role::Reviewer).await;
     let (_, reviewer2) = app.staff("reviewer2", Role::Reviewer).await;
     let sub = app.submit("deletion", "cn").await;
-    let id = app.find(&reviewer, &sub.reference).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.id_of(&reviewer, &sub.reference).await;
     app.act_ok(
         &reviewer,
         &id,
@@ -427,10 +409,7 @@ on_both_backends!(four_eyes_needs_a_different_second_approver);
 async fn questions_and_replies_go_back_and_forth(app: TestApp) {
     let (agent_id, agent) = app.staff("agent", Role::Agent).await;
     let sub = app.submit("correction", "cn").await;
-    let id = app.find(&agent, &sub.reference).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.id_of(&agent, &sub.reference).await;
     app.act_ok(
         &agent,
         &id,
