@@ -1,5 +1,5 @@
 //! STOP-GAP (replaced by identity verification and subject sessions, issue #4): a random
-//! token handed to whoever submits a request, required to read or withdraw it. Only its
+//! token handed to whoever submits a request, required to read it, reply or withdraw. Only its
 //! SHA-256 is stored. It proves possession of the submission receipt, not identity.
 
 use rand::RngCore;

@@ -7,28 +7,28 @@ use super::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
-    #[error("the request is {status}; an ended request accepts only notes")]
+    #[error("The request is {status}; an ended request accepts only notes")]
     Closed { status: Status },
-    #[error("this actor may not {command}")]
+    #[error("You may not {command} this request")]
     NotPermitted { command: &'static str },
-    #[error("{command} is not allowed while the request is {status}")]
+    #[error("The command {command} is not allowed while the request is {status}")]
     WrongStatus {
         command: &'static str,
         status: Status,
     },
-    #[error("this jurisdiction allows no extension")]
+    #[error("This jurisdiction allows no extension")]
     ExtensionNotAvailable,
-    #[error("the deadline was already extended once")]
+    #[error("The deadline was already extended once")]
     AlreadyExtended,
-    #[error("the deadline has not started yet (identity not verified)")]
+    #[error("The deadline has not started yet (identity not verified)")]
     NoDueDate,
-    #[error("the due date has passed; it can no longer be extended")]
+    #[error("The due date has passed; it can no longer be extended")]
     PastDue,
-    #[error("the second approval must come from a different staff member")]
+    #[error("The second approval must come from a different staff member")]
     SameApprover,
-    #[error("fulfilment has started changing data; the request can no longer be withdrawn")]
+    #[error("Fulfilment has started changing data; the request can no longer be withdrawn")]
     FulfilmentStarted,
-    #[error("the subject still has until {until} to verify")]
+    #[error("The subject still has until {} to verify", until.format("%Y-%m-%d %H:%M UTC"))]
     VerificationWindowOpen { until: DateTime<Utc> },
 }
 

@@ -10,6 +10,7 @@ use super::{Jurisdiction, RequestKind};
 use crate::clock::Period;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KindPolicy {
     /// Staff must approve before fulfilment starts. When false the request is approved
     /// automatically once the subject is verified.
@@ -30,6 +31,7 @@ pub enum ClockStart {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JurisdictionRules {
     /// Calendar days are counted in this zone (which local day a start falls on, and the
     /// end of the last day).

@@ -1,6 +1,6 @@
 //! Submitting requests and acting on them.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::{ServiceError, Services};
 use crate::auth::subject_token;
@@ -41,7 +41,8 @@ pub fn submit(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Submitted, ServiceError> {
-    let received_at = new.received_at.unwrap_or(now);
+    // At the precision both databases keep, so the stored instant reads back equal.
+    let received_at = new.received_at.map_or(now, |t| t.trunc_subsecs(6));
     if received_at > now + Duration::minutes(RECEIPT_SKEW) {
         return Err(ServiceError::ReceivedInFuture);
     }

@@ -50,6 +50,11 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_err: PathError, _req| ApiError::not_found().into())
 }
 
+/// The error for a JSON body read by hand (where the body is optional).
+pub fn json_body_error(e: serde_json::Error) -> ApiError {
+    json_error(JsonPayloadError::Deserialize(e))
+}
+
 fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::Overflow { limit }

@@ -194,13 +194,33 @@ fn detail(
     Ok(staff_view(r, allowed, Some(&events), locale, at))
 }
 
-#[derive(Debug, Deserialize)]
+/// An action body is a command plus, optionally, `expected_version`: the version the staff
+/// member decided on (a newer stored version fails with 409). Read by hand rather than with
+/// `#[serde(flatten)]` so that unknown fields (a misspelt `expected_version`) are refused.
 struct ActionBody {
-    #[serde(flatten)]
     command: Command,
-    /// The version the staff member decided on; a newer stored version fails with 409.
-    #[serde(default)]
     expected_version: Option<i64>,
+}
+
+impl ActionBody {
+    fn parse(mut body: serde_json::Value) -> Result<ActionBody, ApiError> {
+        let expected_version = match body
+            .as_object_mut()
+            .and_then(|o| o.remove("expected_version"))
+        {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                super::json_body_error(serde::de::Error::custom(
+                    "expected_version must be a whole number",
+                ))
+            })?),
+        };
+        let command = serde_json::from_value(body).map_err(super::json_body_error)?;
+        Ok(ActionBody {
+            command,
+            expected_version,
+        })
+    }
 }
 
 #[tracing::instrument(skip_all)]
@@ -208,14 +228,14 @@ async fn act(
     s: web::Data<Services>,
     who: StaffActor,
     path: web::Path<String>,
-    body: web::Json<ActionBody>,
+    body: web::Json<serde_json::Value>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let ActionBody {
         command,
         expected_version,
-    } = body.into_inner();
+    } = ActionBody::parse(body.into_inner())?;
     let services = s.clone();
     let at = now();
     let view = blocking(move || {
@@ -235,6 +255,14 @@ async fn log_request(
     body: web::Json<SubmitBody>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
+    if !who.0.may_log_requests() {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "not_permitted",
+            "您无权登记请求",
+            "You may not log requests",
+        ));
+    }
     let body = body.into_inner();
     let channel = match body.channel.as_deref() {
         Some(c) => c
@@ -245,7 +273,7 @@ async fn log_request(
                 ApiError::invalid(
                     "invalid_channel",
                     "渠道必须是 phone、letter、email 或 in_person",
-                    "channel must be phone, letter, email or in_person",
+                    "The channel must be phone, letter, email or in_person",
                 )
             })?,
         None => {
@@ -263,15 +291,9 @@ async fn log_request(
             "Give the time the request really arrived (received_at)",
         ));
     }
-    if !who.0.may_log_requests() {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "not_permitted",
-            "您无权登记请求",
-            "You may not log requests",
-        ));
-    }
-    let new = body.parse(lang.0, channel)?;
+    // Without an explicit locale the subject is served in Chinese, not in whatever language
+    // the staff member's browser prefers.
+    let new = body.parse(Locale::default(), channel)?;
     let services = s.clone();
     let at = now();
     let actor = who.0.clone();

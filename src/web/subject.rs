@@ -8,7 +8,7 @@ use serde_json::json;
 use super::error::{blocking, ApiError};
 use super::extract::{RequestLocale, SubjectToken};
 use super::submission::SubmitBody;
-use super::views::{due_view, status_view, subject_view, SubjectRequestView};
+use super::views::{due_view, kind_view, status_view, subject_view, SubjectRequestView};
 use crate::domain::{allowed_commands, Actor, Channel, Command, FreeText, Locale, Reference};
 use crate::service::{now, requests, ServiceError, Services};
 use crate::storage::rows::StoredRequest;
@@ -46,7 +46,7 @@ async fn submit(
         .json(json!({
             "reference": r.reference,
             "status": status_view(r.state.status, locale),
-            "kind": r.state.kind,
+            "kind": kind_view(r.state.kind, locale),
             "jurisdiction": r.state.jurisdiction,
             "received_at": r.state.received_at,
             "due": r.state.due.as_ref().map(|d| due_view(d, locale)),
@@ -104,11 +104,17 @@ async fn withdraw(
     s: web::Data<Services>,
     path: web::Path<String>,
     token: SubjectToken,
-    body: Option<web::Json<WithdrawBody>>,
+    body: web::Bytes,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
+    // The body is optional (a reason), but when one is sent it must be valid.
+    let body: WithdrawBody = if body.iter().all(u8::is_ascii_whitespace) {
+        WithdrawBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(super::json_body_error)?
+    };
     let command = Command::Withdraw {
-        reason: body.map(|b| b.into_inner()).unwrap_or_default().reason,
+        reason: body.reason,
     };
     subject_command(s, &path, token, command, lang).await
 }

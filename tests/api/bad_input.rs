@@ -383,3 +383,67 @@ async fn staff_logged_requests_keep_their_real_receipt_time(app: TestApp) {
     );
 }
 on_both_backends!(staff_logged_requests_keep_their_real_receipt_time);
+
+async fn optional_and_extra_fields_are_checked_not_ignored(app: TestApp) {
+    let admin = app.admin_token().await;
+    let sub = app.submit("access", "cn").await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    // A misspelt field must not silently drop the version check or the reason.
+    for body in [
+        json!({ "command": "note", "text": "x", "expectedVersion": 0 }),
+        json!({ "command": "note", "text": "x", "colour": "red" }),
+        json!({ "command": "note", "text": "x", "expected_version": "one" }),
+    ] {
+        let res = app.act(&admin, &id, body.clone()).await;
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body".into()),
+            "{body}"
+        );
+    }
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/requests/{}/withdraw", sub.reference)))
+        .header("X-Subject-Token", &sub.token)
+        .header("Content-Type", "application/json")
+        .body("{\"reason\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::BAD_REQUEST, "invalid_json".into())
+    );
+    let res = app
+        .subject_post(
+            &sub.reference,
+            "withdraw",
+            &sub.token,
+            &json!({ "why": "x" }),
+        )
+        .await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body".into())
+    );
+    let seen: Value = app
+        .subject_get(&sub.reference, &sub.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["status"]["code"], "awaiting_verification",
+        "nothing changed"
+    );
+    // With no body at all, withdrawal works.
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/requests/{}/withdraw", sub.reference)))
+        .header("X-Subject-Token", &sub.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+on_both_backends!(optional_and_extra_fields_are_checked_not_ignored);

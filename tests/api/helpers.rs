@@ -147,22 +147,26 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     })
 }
 
-/// Runs `$test(app)` once on SQLite and once on PostgreSQL.
+/// Runs `$test(app)` once on SQLite and once on PostgreSQL, optionally with the config
+/// changed by `$tweak(&mut Config)`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($test:ident) => {
+        $crate::on_both_backends!($test, |_| {});
+    };
+    ($test:ident, $tweak:expr) => {
         mod $test {
-            use $crate::helpers::{skip, spawn_app, Backend};
+            use $crate::helpers::{skip, spawn_app_with, Backend};
 
             #[tokio::test]
             async fn sqlite() {
-                let app = spawn_app(Backend::Sqlite).await.unwrap();
+                let app = spawn_app_with(Backend::Sqlite, $tweak).await.unwrap();
                 super::$test(app).await;
             }
 
             #[tokio::test]
             async fn postgres() {
-                match spawn_app(Backend::Postgres).await {
+                match spawn_app_with(Backend::Postgres, $tweak).await {
                     Some(app) => super::$test(app).await,
                     None => skip(module_path!()),
                 }

@@ -482,3 +482,43 @@ async fn questions_and_replies_go_back_and_forth(app: TestApp) {
         .all(|e| e["event"] != "assign"));
 }
 on_both_backends!(questions_and_replies_go_back_and_forth);
+
+/// A clock long enough to run past the last year with a holiday calendar (2026).
+fn clock_into_next_year(config: &mut rightsflow::config::Config) {
+    if let Some(cn) = config
+        .policy
+        .jurisdictions
+        .get_mut(&rightsflow::domain::Jurisdiction::Cn)
+    {
+        cn.respond = rightsflow::clock::Period::WorkingDays(60);
+    }
+}
+
+async fn a_year_without_a_calendar_is_flagged_on_the_request(app: TestApp) {
+    let admin = app.admin_token().await;
+    let sub = app.submit("access", "cn").await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    let verified = app
+        .act_ok(
+            &admin,
+            &id,
+            json!({ "command": "verify", "method": "staff_check" }),
+        )
+        .await;
+    let warnings = verified["due"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{verified}");
+    assert_eq!(warnings[0]["code"], "missing_calendar");
+    assert!(warnings[0]["message"].as_str().unwrap().contains("2027"));
+    // It is stored with the request, not recomputed: the subject sees it too.
+    let seen: Value = app
+        .subject_get(&sub.reference, &sub.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["due"]["warnings"][0]["code"], "missing_calendar");
+}
+on_both_backends!(
+    a_year_without_a_calendar_is_flagged_on_the_request,
+    super::clock_into_next_year
+);
