@@ -167,3 +167,128 @@ fn staff_add_and_migrate_work_on_a_fresh_data_folder() {
     );
     assert!(!ok && err.contains("--role"), "{err}");
 }
+
+/// Starts `rightsflow` with no arguments (so `serve`), JSON logs on stderr, on a free port.
+/// Returns the child and the port it reports.
+fn start_server(
+    data_dir: &std::path::Path,
+) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rightsflow"))
+        .env("RIGHTSFLOW_DATA_DIR", data_dir)
+        .env("RIGHTSFLOW_LISTEN", "127.0.0.1:0")
+        .env("RIGHTSFLOW_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .env_remove("RIGHTSFLOW_DATABASE_URL")
+        .env_remove("RIGHTSFLOW_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(1)) else {
+            continue;
+        };
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if event["message"] == "listening" {
+            return (child, event["port"].as_u64().unwrap() as u16, rx);
+        }
+    }
+    let _ = child.kill();
+    panic!("the server did not report its port");
+}
+
+#[tokio::test]
+async fn serve_is_the_default_and_its_logs_hold_no_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, logs) = start_server(dir.path());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let body = serde_json::json!({
+        "kind": "correction",
+        "subject": { "name": "王秀英", "email": "wang.xiuying@example.cn", "phone": "+86 139 1234 5678" },
+        "details": { "fields": [{ "field": "住址", "corrected_value": "北京市朝阳区建国路88号" }] },
+    });
+    let res = client
+        .post(format!("{base}/api/v1/requests"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: serde_json::Value = res.json().await.unwrap();
+    let reference = created["reference"].as_str().unwrap().to_owned();
+    let token = created["subject_token"].as_str().unwrap().to_owned();
+    let url = format!("{base}/api/v1/requests/{reference}?email=wang.xiuying@example.cn");
+    assert_eq!(
+        client
+            .get(&url)
+            .header("X-Subject-Token", &token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let bad = serde_json::json!({ "kind": "access", "subject": { "email": "wang.xiuying@" } });
+    assert_eq!(
+        client
+            .post(format!("{base}/api/v1/requests"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+
+    child.kill().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let _ = child.wait();
+    let lines: Vec<String> = logs.try_iter().collect();
+    let all = lines.join("\n");
+    for secret in [
+        "王秀英",
+        "wang.xiuying",
+        "xiuying@",
+        "1391234",
+        "13912345678",
+        "朝阳区",
+        &token,
+    ] {
+        assert!(!all.contains(secret), "the log leaks {secret:?}:\n{all}");
+    }
+    // What the log does carry: the reference and request ids, the route template.
+    assert!(all.contains(&reference), "{all}");
+    assert!(
+        all.contains("/api/v1/requests/{reference}") && all.contains("request_id"),
+        "{all}"
+    );
+    // The first admin's password went to stdout, once, not into the log.
+    let password = line(&out, "  password:")
+        .trim_start_matches("  password:")
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 20 && !all.contains(&password));
+}
