@@ -206,6 +206,7 @@ fn start_server(
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not report its port");
 }
 
