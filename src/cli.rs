@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Run only the background work (outbox worker, reminders, expiry), without HTTP; for
+    /// deployments that scale delivery separately from serving.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage staff accounts.
@@ -80,6 +83,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             app.run_until_stopped().await?;
         }
+        Command::Worker => {
+            crate::telemetry::init(config.log_format);
+            let services = crate::startup::services(&config).await?;
+            let notifier = crate::startup::notifier(&config)?;
+            let shutdown = crate::notifications::Shutdown::default();
+            let handles =
+                crate::startup::Background::new(&config, services, notifier, true).start(&shutdown);
+            wait_for_signal().await;
+            tracing::info!("stopping: finishing the current delivery");
+            shutdown.trigger();
+            crate::startup::drain(handles).await;
+        }
         Command::Migrate => {
             crate::telemetry::init(config.log_format);
             let db = open_database(&config)?;
@@ -119,6 +134,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits for SIGTERM (how service managers stop a process) or Ctrl-C.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The `deadline` report: the due date and the instant it ends, the extended one where the

@@ -36,6 +36,55 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    Smtp,
+    File,
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsGatewayKind {
+    Http,
+    #[default]
+    Log,
+}
+
+/// The outbox worker: how it claims, how long a claim lasts, how it retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Run the worker inside `rightsflow serve` (turn off when separate `rightsflow worker`
+    /// processes do the work).
+    pub in_serve: bool,
+    /// Rows claimed at a time.
+    pub batch: i64,
+    /// How long to wait when the queue is empty.
+    pub poll_millis: u64,
+    /// How long a claim lasts; after it another worker may take the row (the claimant died).
+    pub lease_seconds: i64,
+    /// Attempts before a row is parked as failed.
+    pub max_attempts: i32,
+    pub retry_base_seconds: i64,
+    pub retry_max_seconds: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            in_serve: true,
+            batch: 20,
+            poll_millis: 500,
+            lease_seconds: 60,
+            max_attempts: 8,
+            retry_base_seconds: 30,
+            retry_max_seconds: 3600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -60,6 +109,24 @@ pub struct Config {
     /// How often the expiry job looks for requests never verified in time (0: never).
     pub expiry_sweep_seconds: u64,
     pub policy: Policy,
+    /// `smtp`, `file` or `log`. Unset: `smtp` when `smtp_url` is set, else `file`.
+    pub mail_transport: Option<MailTransportKind>,
+    /// e.g. `smtp://127.0.0.1:2525`, `smtps://user:pass@host` (TLS), `smtp://host?tls=required`.
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+    /// The address people reach this service at, for links in messages. Default:
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Templates that override the built-in ones (same relative paths).
+    pub templates_dir: Option<PathBuf>,
+    pub sms_gateway: SmsGatewayKind,
+    pub sms_url: Option<String>,
+    pub sms_secret: Option<Secret>,
+    pub worker: WorkerConfig,
+    /// Staff are reminded when a request is due within this many working days.
+    pub reminder_working_days: u32,
+    /// How often the reminder job runs (0: never).
+    pub reminder_sweep_seconds: u64,
 }
 
 impl Default for Config {
@@ -78,6 +145,17 @@ impl Default for Config {
             calendar_dir: None,
             expiry_sweep_seconds: 300,
             policy: Policy::default(),
+            mail_transport: None,
+            smtp_url: None,
+            mail_from: "WEIMACMS <privacy@localhost>".into(),
+            public_url: None,
+            templates_dir: None,
+            sms_gateway: SmsGatewayKind::Log,
+            sms_url: None,
+            sms_secret: None,
+            worker: WorkerConfig::default(),
+            reminder_working_days: 3,
+            reminder_sweep_seconds: 300,
         }
     }
 }
@@ -160,6 +238,44 @@ impl Config {
                 }
             };
         }
+        if let Some(v) = get("RIGHTSFLOW_MAIL_TRANSPORT") {
+            self.mail_transport = Some(match v.as_str() {
+                "smtp" => MailTransportKind::Smtp,
+                "file" => MailTransportKind::File,
+                "log" => MailTransportKind::Log,
+                _ => {
+                    return Err(env_error(
+                        "RIGHTSFLOW_MAIL_TRANSPORT",
+                        "expected smtp, file or log",
+                    ))
+                }
+            });
+        }
+        if let Some(v) = get("RIGHTSFLOW_SMTP_URL") {
+            self.smtp_url = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_MAIL_FROM") {
+            self.mail_from = v;
+        }
+        if let Some(v) = get("RIGHTSFLOW_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("RIGHTSFLOW_TEMPLATES_DIR") {
+            self.templates_dir = Some(v.into());
+        }
+        if let Some(v) = get("RIGHTSFLOW_SMS_GATEWAY") {
+            self.sms_gateway = match v.as_str() {
+                "http" => SmsGatewayKind::Http,
+                "log" => SmsGatewayKind::Log,
+                _ => return Err(env_error("RIGHTSFLOW_SMS_GATEWAY", "expected http or log")),
+            };
+        }
+        if let Some(v) = get("RIGHTSFLOW_SMS_URL") {
+            self.sms_url = Some(v);
+        }
+        if let Some(v) = get("RIGHTSFLOW_SMS_SECRET") {
+            self.sms_secret = Some(Secret(v));
+        }
         if let Some(v) = get("RIGHTSFLOW_DATABASE_POOL_SIZE") {
             self.database_pool_size = v.parse().map_err(|_| {
                 env_error("RIGHTSFLOW_DATABASE_POOL_SIZE", "expected a whole number")
@@ -173,6 +289,22 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("rightsflow.db").display()),
         }
+    }
+
+    /// The mail transport in effect: as configured, or smtp when an SMTP URL is given, or the
+    /// file transport (so `cargo run` needs no mail server).
+    pub fn mail_transport(&self) -> MailTransportKind {
+        match (self.mail_transport, &self.smtp_url) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => MailTransportKind::Smtp,
+            (None, None) => MailTransportKind::File,
+        }
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     pub fn calendar_dir(&self) -> PathBuf {

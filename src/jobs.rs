@@ -1,21 +1,45 @@
-//! Scheduled jobs that run inside `rightsflow serve`. Each is safe to run on several instances
-//! at once (the workflow's version check lets only one of them record each change).
+//! Scheduled jobs inside `rightsflow serve` and `rightsflow worker`. Each is safe to run on
+//! several instances at once: expiry through the workflow's version check, reminders through
+//! their primary key, the outbox through leases.
 
+use std::future::Future;
 use std::time::Duration;
 
-use crate::service::{now, requests, Services};
+use crate::notifications::{reminders, Shutdown};
+use crate::service::{now, requests, ServiceError, Services};
 
-/// Expires requests whose subject never verified within the window, every `every`.
-pub async fn expiry_loop(services: Services, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let s = services.clone();
-        match tokio::task::spawn_blocking(move || requests::expire_unverified(&s, now())).await {
+/// Runs `job` every `every` until shutdown; failures are logged and retried next tick.
+async fn every<F, Fut>(name: &'static str, every: Duration, shutdown: Shutdown, mut job: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<usize, ServiceError>, tokio::task::JoinError>>,
+{
+    while !shutdown.is_triggered() {
+        match job().await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "expiry job failed; will retry"),
-            Err(e) => tracing::error!(error = %e, "expiry job panicked; will retry"),
+            Ok(Err(e)) => {
+                tracing::warn!(job = name, error = %e, "scheduled job failed; will retry")
+            }
+            Err(e) => tracing::error!(job = name, error = %e, "scheduled job panicked; will retry"),
         }
+        shutdown.sleep(every).await;
     }
+}
+
+/// Expires requests whose subject never verified within the window.
+pub async fn expiry_loop(services: Services, period: Duration, shutdown: Shutdown) {
+    every("expiry", period, shutdown, || {
+        let s = services.clone();
+        tokio::task::spawn_blocking(move || requests::expire_unverified(&s, now()))
+    })
+    .await;
+}
+
+/// Queues "due soon" and "overdue" reminders for staff.
+pub async fn reminder_loop(services: Services, days: u32, period: Duration, shutdown: Shutdown) {
+    every("reminders", period, shutdown, || {
+        let s = services.clone();
+        tokio::task::spawn_blocking(move || reminders::send_due_reminders(&s, days, now()))
+    })
+    .await;
 }

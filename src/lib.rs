@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod jobs;
+pub mod notifications;
 pub mod service;
 pub mod startup;
 pub mod storage;

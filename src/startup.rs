@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -13,6 +14,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::TokenKeys;
 use crate::clock::CalendarSet;
 use crate::config::Config;
+use crate::notifications::{Notifier, Shutdown, Worker};
 use crate::service::{now, staff, Services};
 use crate::storage::Database;
 use crate::telemetry::{request_id_header, PrivacyRootSpan};
@@ -82,27 +84,110 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// The shared parts every process needs: database, policy, calendars, token keys.
+pub async fn services(config: &Config) -> Result<Services, StartupError> {
+    let calendars = load_calendars(config)?;
+    let setup = config.clone();
+    let db = tokio::task::spawn_blocking(move || open_database(&setup))
+        .await
+        .map_err(|e| StartupError::Config(e.to_string()))??;
+    let tokens = TokenKeys::new(
+        &jwt_secret(config)?,
+        chrono::Duration::minutes(config.staff_token_minutes),
+    )
+    .map_err(|e| StartupError::Secrets(e.to_string()))?;
+    Ok(Services::new(db, config.policy.clone(), calendars, tokens))
+}
+
+pub fn notifier(config: &Config) -> Result<Arc<Notifier>, StartupError> {
+    let notifier = Notifier::from_config(config)
+        .map_err(|e| StartupError::Config(format!("notifications: {e}")))?;
+    if let Some(dir) = notifier.mailer.dev_mailbox() {
+        tracing::warn!(folder = %dir.display(), "no SMTP server configured: email is written to files, readable at /dev/mail");
+    }
+    Ok(notifier)
+}
+
+/// The background work of a process: scheduled jobs and, optionally, the outbox worker.
+pub struct Background {
+    services: Services,
+    notifier: Arc<Notifier>,
+    expiry_every: Option<Duration>,
+    reminders_every: Option<Duration>,
+    run_worker: bool,
+}
+
+impl Background {
+    pub fn new(
+        config: &Config,
+        services: Services,
+        notifier: Arc<Notifier>,
+        run_worker: bool,
+    ) -> Background {
+        let period = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        Background {
+            services,
+            notifier,
+            expiry_every: period(config.expiry_sweep_seconds),
+            reminders_every: period(config.reminder_sweep_seconds),
+            run_worker,
+        }
+    }
+
+    /// Starts everything; the handles finish after `shutdown` is triggered.
+    pub fn start(self, shutdown: &Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        if let Some(every) = self.expiry_every {
+            handles.push(tokio::spawn(jobs::expiry_loop(
+                self.services.clone(),
+                every,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(every) = self.reminders_every {
+            let days = self.notifier.reminder_working_days;
+            handles.push(tokio::spawn(jobs::reminder_loop(
+                self.services.clone(),
+                days,
+                every,
+                shutdown.clone(),
+            )));
+        }
+        if self.run_worker {
+            let worker = Worker::new(self.services.clone(), self.notifier.clone());
+            handles.push(tokio::spawn(worker.run(shutdown.clone())));
+        }
+        handles
+    }
+}
+
+/// Waits for background tasks to finish their current item after shutdown (bounded).
+pub async fn drain(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for handle in handles {
+        if tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a background task did not stop within 30 s");
+        }
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
     services: Services,
-    expiry_every: Option<Duration>,
+    notifier: Arc<Notifier>,
+    background: Background,
+    shutdown: Shutdown,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
-        let calendars = load_calendars(&config)?;
-        let setup = config.clone();
-        let db = tokio::task::spawn_blocking(move || open_database(&setup))
-            .await
-            .map_err(|e| StartupError::Config(e.to_string()))??;
-        let tokens = TokenKeys::new(
-            &jwt_secret(&config)?,
-            chrono::Duration::minutes(config.staff_token_minutes),
-        )
-        .map_err(|e| StartupError::Secrets(e.to_string()))?;
+        let services = services(&config).await?;
+        let notifier = notifier(&config)?;
 
-        let admin_db = db.clone();
+        let admin_db = services.db().clone();
         let (email, password) = (config.admin_email.clone(), config.admin_password.clone());
         let generated = tokio::task::spawn_blocking(move || {
             staff::ensure_first_admin(
@@ -123,7 +208,6 @@ impl Application {
             );
         }
 
-        let services = Services::new(db, config.policy.clone(), calendars, tokens);
         let listener =
             TcpListener::bind(&config.listen).map_err(|source| StartupError::Listen {
                 address: config.listen.clone(),
@@ -137,6 +221,7 @@ impl Application {
             })?
             .port();
         let data = web::Data::new(services.clone());
+        let notifier_data = web::Data::new(notifier.clone());
         let body_limit = config.body_limit;
         let server = HttpServer::new(move || {
             App::new()
@@ -144,11 +229,12 @@ impl Application {
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::<PrivacyRootSpan>::new())
                 .app_data(data.clone())
+                .app_data(notifier_data.clone())
                 .app_data(api::json_config(body_limit))
                 .app_data(api::query_config())
                 .app_data(api::path_config())
                 .app_data(web::PayloadConfig::new(body_limit))
-                .configure(api::configure)
+                .configure(|cfg| api::configure(cfg, &notifier_data))
                 .default_service(web::to(api::not_found))
         })
         .listen(listener)
@@ -159,13 +245,19 @@ impl Application {
         .shutdown_timeout(10)
         .run();
         tracing::info!(port, "listening");
-        let expiry_every = (config.expiry_sweep_seconds > 0)
-            .then(|| Duration::from_secs(config.expiry_sweep_seconds));
+        let background = Background::new(
+            &config,
+            services.clone(),
+            notifier.clone(),
+            config.worker.in_serve,
+        );
         Ok(Application {
             port,
             server,
             services,
-            expiry_every,
+            notifier,
+            background,
+            shutdown: Shutdown::default(),
         })
     }
 
@@ -177,17 +269,23 @@ impl Application {
         &self.services
     }
 
-    /// Serves until the server stops (SIGINT/SIGTERM stop it gracefully).
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    /// Stops the background work (the server itself stops on SIGINT/SIGTERM).
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the server stops (SIGINT/SIGTERM stop it gracefully), then lets the worker
+    /// finish the row it holds and give back the rest.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        match self.expiry_every {
-            Some(every) => {
-                let job = jobs::expiry_loop(self.services.clone(), every);
-                tokio::select! {
-                    result = self.server => result,
-                    () = job => Ok(()),
-                }
-            }
-            None => self.server.await,
-        }
+        let shutdown = self.shutdown;
+        let handles = self.background.start(&shutdown);
+        let result = self.server.await;
+        shutdown.trigger();
+        drain(handles).await;
+        result
     }
 }

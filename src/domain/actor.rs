@@ -53,6 +53,17 @@ impl Actor {
         matches!(self, Actor::Staff { role, .. } if role.acts())
     }
 
+    /// Admins run the system: staff accounts, policy, failed deliveries.
+    pub fn administers(&self) -> bool {
+        matches!(
+            self,
+            Actor::Staff {
+                role: Role::Admin,
+                ..
+            }
+        )
+    }
+
     pub fn staff_id(&self) -> Option<&str> {
         match self {
             Actor::Staff { id, .. } => Some(id),

@@ -11,7 +11,11 @@ text_enum! {
     /// The messages the workflow sends. Each names a template set (one per locale).
     pub enum Message("message") {
         Received = "request_received",
+        /// A one-time code (sent by identity verification, issue #4).
+        VerificationCode = "verification_code",
         Verified = "identity_verified",
+        /// To deciders: a verified request waits for review.
+        ReviewNeeded = "review_needed",
         InfoRequested = "info_requested",
         ReplyReceived = "reply_received",
         Assigned = "request_assigned",
@@ -20,8 +24,15 @@ text_enum! {
         Rejected = "request_rejected",
         Extended = "deadline_extended",
         Completed = "request_completed",
+        /// Completion of a complaint: the written answer.
+        ComplaintAnswered = "complaint_answered",
         Withdrawn = "request_withdrawn",
         Expired = "request_expired",
+        /// To the subject, before a restriction of processing is lifted (fulfilment, issue #7).
+        RestrictionLifting = "restriction_lifting",
+        /// Staff reminders from the deadline job.
+        DueSoon = "due_soon",
+        Overdue = "overdue",
     }
 }
 

@@ -121,6 +121,10 @@ pub fn apply(
             effects.push(notify_subject(Message::Verified));
             if ctx.policy.kind(state.kind).review_required {
                 next.status = Status::InReview;
+                effects.push(Effect::Notify {
+                    to: Recipient::Reviewers,
+                    message: Message::ReviewNeeded,
+                });
             } else {
                 // Approved automatically once verified (by default, consent withdrawal).
                 next.status = Status::InProgress;
@@ -242,7 +246,11 @@ pub fn apply(
         Command::Complete { .. } => {
             require(&[Status::InProgress])?;
             close(&mut next, Status::Completed, ctx.now);
-            effects.push(notify_subject(Message::Completed));
+            effects.push(notify_subject(if state.kind == RequestKind::Complaint {
+                Message::ComplaintAnswered
+            } else {
+                Message::Completed
+            }));
         }
         Command::Withdraw { .. } => {
             require(&[

@@ -27,6 +27,7 @@ pub fn add(
         active: true,
         created_at: to_db_time(now),
         last_login_at: None,
+        locale: crate::domain::Locale::default().as_str().to_owned(),
     };
     match store::insert(&mut *db.conn()?, &row) {
         Ok(()) => {

@@ -16,9 +16,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// WAL lets readers work while one writer writes; the busy timeout makes a second writer wait
 /// instead of failing at once; foreign keys are off by default in SQLite.
-/// The busy timeout comes first so that switching to WAL waits for other new connections too.
-const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                            PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// Per connection. (WAL is a property of the database file, set once in `Database::connect`:
+/// switching it from several new connections at once can fail with "database is locked".)
+const SQLITE_SETUP: &str =
+    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Any fixed number serves as the key of the advisory lock that lets only one of several
 /// instances run migrations at a time.
@@ -117,6 +118,11 @@ impl Database {
                     StoreError::Setup(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
+        }
+        if backend == Backend::Sqlite {
+            let mut first = SqliteConnection::establish(sqlite_path(url))
+                .map_err(|e| StoreError::Setup(format!("cannot open the sqlite database: {e}")))?;
+            first.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")?;
         }
         let manager = Manager {
             url: url.to_owned(),

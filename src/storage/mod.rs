@@ -2,7 +2,9 @@
 //! change and its event and outbox rows are written in one transaction.
 
 pub mod db;
+pub mod inbox;
 pub mod outbox;
+pub mod reminders;
 pub mod requests;
 pub mod rows;
 pub mod schema;

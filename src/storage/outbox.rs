@@ -1,15 +1,17 @@
-//! The transactional outbox: effects that must happen after a state change, written with it.
-//! Issue #3 adds the worker that delivers them; until then they wait here, none lost.
+//! The transactional outbox: work that must happen after a state change, written with it, then
+//! claimed by workers under a lease. `notify` rows (what the core asked for) are expanded into
+//! deliveries (`email`, `sms`); `start_fulfilment` rows wait for fulfilment (issue #7).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde_json::json;
 
 use super::schema::outbox;
 use super::{to_db_time, DbConnection, StoreError};
 use crate::domain::{Effect, Locale};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct OutboxRow {
     pub id: String,
@@ -22,10 +24,50 @@ pub struct OutboxRow {
     pub run_after: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub last_error: Option<String>,
+    pub parent_id: Option<String>,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub done_at: Option<NaiveDateTime>,
 }
 
 pub const PENDING: &str = "pending";
+pub const PROCESSING: &str = "processing";
+pub const DONE: &str = "done";
+pub const FAILED: &str = "failed";
 
+/// The kinds the notification worker handles.
+pub const NOTIFY: &str = "notify";
+pub const EMAIL: &str = "email";
+pub const SMS: &str = "sms";
+
+impl OutboxRow {
+    pub fn new(
+        id: String,
+        request_id: Option<&str>,
+        kind: &str,
+        payload: String,
+        at: DateTime<Utc>,
+    ) -> OutboxRow {
+        OutboxRow {
+            id,
+            request_id: request_id.map(str::to_owned),
+            event_seq: None,
+            kind: kind.to_owned(),
+            payload,
+            status: PENDING.to_owned(),
+            attempts: 0,
+            run_after: to_db_time(at),
+            created_at: to_db_time(at),
+            last_error: None,
+            parent_id: None,
+            claimed_by: None,
+            claimed_until: None,
+            done_at: None,
+        }
+    }
+}
+
+/// Writes the effects of one accepted command (inside the caller's transaction).
 pub fn enqueue(
     conn: &mut DbConnection,
     request_id: &str,
@@ -34,36 +76,33 @@ pub fn enqueue(
     locale: Locale,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let rows: Vec<OutboxRow> = effects
-        .iter()
-        .map(|effect| {
-            let (kind, payload) = match effect {
-                Effect::Notify { to, message } => (
-                    "notify",
-                    json!({ "to": to, "message": message, "locale": locale }),
-                ),
-                Effect::StartFulfilment => ("start_fulfilment", json!({})),
-            };
-            OutboxRow {
-                id: uuid::Uuid::new_v4().to_string(),
-                request_id: Some(request_id.to_owned()),
-                event_seq: Some(event_seq),
-                kind: kind.to_owned(),
-                payload: payload.to_string(),
-                status: PENDING.to_owned(),
-                attempts: 0,
-                run_after: to_db_time(at),
-                created_at: to_db_time(at),
-                last_error: None,
-            }
-        })
-        .collect();
-    // One statement per row: batch inserts are not available across both backends.
-    for row in &rows {
-        diesel::insert_into(outbox::table)
-            .values(row)
-            .execute(conn)?;
+    for effect in effects {
+        let (kind, payload) = match effect {
+            Effect::Notify { to, message } => (
+                NOTIFY,
+                json!({ "to": to, "message": message, "locale": locale }),
+            ),
+            Effect::StartFulfilment => ("start_fulfilment", json!({})),
+        };
+        let mut row = OutboxRow::new(
+            uuid::Uuid::new_v4().to_string(),
+            Some(request_id),
+            kind,
+            payload.to_string(),
+            at,
+        );
+        row.event_seq = Some(event_seq);
+        // One statement per row: batch inserts are not available across both backends.
+        insert(conn, &row)?;
     }
+    Ok(())
+}
+
+pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> Result<(), StoreError> {
+    diesel::insert_into(outbox::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| super::requests::duplicate_as(e, "outbox row"))?;
     Ok(())
 }
 
@@ -74,7 +113,166 @@ pub fn for_request(
 ) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(outbox::table
         .filter(outbox::request_id.eq(request_id))
-        .order((outbox::event_seq.asc(), outbox::created_at.asc()))
+        .order((outbox::created_at.asc(), outbox::id.asc()))
         .select(OutboxRow::as_select())
         .load(conn)?)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<OutboxRow, StoreError> {
+    outbox::table
+        .filter(outbox::id.eq(id))
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+const CLAIM_RETURNING: &str =
+    "RETURNING id, request_id, event_seq, kind, payload, status, attempts, run_after, \
+     created_at, last_error, parent_id, claimed_by, claimed_until, done_at";
+
+/// Claims up to `limit` due rows for `worker` until `lease_until`: pending rows whose time has
+/// come, and rows whose previous claimant's lease ran out (it crashed or hung). Each claim
+/// counts as an attempt. PostgreSQL skips rows other workers hold (`FOR UPDATE SKIP LOCKED`);
+/// SQLite has one writer at a time, so the update itself is the claim.
+pub fn claim(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let lock = match conn {
+        DbConnection::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        DbConnection::Sqlite(_) => "",
+    };
+    let sql = format!(
+        "UPDATE outbox SET status = '{PROCESSING}', claimed_by = $1, claimed_until = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}') \
+           AND ((status = '{PENDING}' AND run_after <= $3) OR (status = '{PROCESSING}' AND claimed_until < $3)) \
+           ORDER BY run_after, id LIMIT $4 {lock}) {CLAIM_RETURNING}"
+    );
+    let rows = diesel::sql_query(sql)
+        .bind::<Text, _>(worker)
+        .bind::<Timestamp, _>(to_db_time(lease_until))
+        .bind::<Timestamp, _>(to_db_time(now))
+        .bind::<BigInt, _>(limit)
+        .load::<OutboxRow>(conn)?;
+    // RETURNING gives no order: work oldest first, as the queue promises.
+    let mut rows = rows;
+    rows.sort_by(|a, b| (a.run_after, &a.id).cmp(&(b.run_after, &b.id)));
+    Ok(rows)
+}
+
+/// Marks a claimed row done. Succeeds even if the lease ran out meanwhile: the work was done.
+pub fn mark_done(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    diesel::update(outbox::table.filter(outbox::id.eq(id)))
+        .set((
+            outbox::status.eq(DONE),
+            outbox::done_at.eq(Some(to_db_time(now))),
+            outbox::claimed_by.eq(None::<String>),
+            outbox::claimed_until.eq(None::<NaiveDateTime>),
+            outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// After a failed attempt: back to pending at `retry_at`, or parked as failed when `retry_at`
+/// is None (attempts exhausted or the error is permanent). The last error is kept for staff.
+pub fn mark_attempt_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let error: String = error.chars().take(1000).collect();
+    let (status, run_after) = match retry_at {
+        Some(at) => (PENDING, Some(to_db_time(at))),
+        None => (FAILED, None),
+    };
+    let target = outbox::table.filter(outbox::id.eq(id));
+    let cleared = (
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claimed_until.eq(None::<NaiveDateTime>),
+    );
+    match run_after {
+        Some(at) => diesel::update(target)
+            .set((
+                outbox::status.eq(status),
+                outbox::last_error.eq(Some(error)),
+                outbox::run_after.eq(at),
+                cleared,
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                outbox::status.eq(status),
+                outbox::last_error.eq(Some(error)),
+                cleared,
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Gives back rows a worker claimed but did not start (graceful shutdown): not an attempt.
+pub fn release(conn: &mut DbConnection, ids: &[String], worker: &str) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        outbox::table
+            .filter(outbox::id.eq_any(ids))
+            .filter(outbox::claimed_by.eq(worker))
+            .filter(outbox::status.eq(PROCESSING)),
+    )
+    .set((
+        outbox::status.eq(PENDING),
+        outbox::attempts.eq(outbox::attempts - 1),
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claimed_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?)
+}
+
+/// Parked rows, newest first, for the staff view.
+pub fn failed(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq(FAILED))
+        .order(outbox::created_at.desc())
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+/// An admin's retry of a failed row: pending again now, with a fresh count of attempts.
+pub fn retry_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::status.eq(FAILED)),
+    )
+    .set((
+        outbox::status.eq(PENDING),
+        outbox::attempts.eq(0),
+        outbox::run_after.eq(to_db_time(now)),
+    ))
+    .execute(conn)?;
+    match changed {
+        1 => Ok(()),
+        _ => match find(conn, id) {
+            Ok(_) => Err(StoreError::Conflict),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// How many rows of each status there are (for tests and the operator).
+pub fn count_by_status(conn: &mut DbConnection, status: &str) -> Result<i64, StoreError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq(status))
+        .count()
+        .get_result(conn)?)
 }

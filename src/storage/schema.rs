@@ -9,6 +9,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        locale -> Text,
     }
 }
 
@@ -73,9 +74,43 @@ diesel::table! {
         run_after -> Timestamp,
         created_at -> Timestamp,
         last_error -> Nullable<Text>,
+        parent_id -> Nullable<Text>,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        done_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    inbox_messages (id) {
+        id -> Text,
+        request_id -> Text,
+        message -> Text,
+        locale -> Text,
+        subject -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+        read_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    reminders_sent (request_id, kind, due_at) {
+        request_id -> Text,
+        kind -> Text,
+        due_at -> Timestamp,
+        sent_at -> Timestamp,
     }
 }
 
 diesel::joinable!(request_events -> requests (request_id));
 diesel::joinable!(outbox -> requests (request_id));
-diesel::allow_tables_to_appear_in_same_query!(staff_users, requests, request_events, outbox);
+diesel::joinable!(inbox_messages -> requests (request_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    staff_users,
+    requests,
+    request_events,
+    outbox,
+    inbox_messages,
+    reminders_sent
+);

@@ -17,6 +17,8 @@ pub struct StaffRow {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    /// The language staff emails are written in.
+    pub locale: String,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &StaffRow) -> Result<(), StoreError> {
@@ -56,4 +58,14 @@ pub fn record_login(
         .set(staff_users::last_login_at.eq(Some(to_db_time(at))))
         .execute(conn)?;
     Ok(())
+}
+
+/// Active staff who decide (reviewers and admins): the recipients of "needs a decision" mail.
+pub fn active_deciders(conn: &mut DbConnection) -> Result<Vec<StaffRow>, StoreError> {
+    Ok(staff_users::table
+        .filter(staff_users::active.eq(true))
+        .filter(staff_users::role.eq_any(["reviewer", "admin"]))
+        .order(staff_users::email.asc())
+        .select(StaffRow::as_select())
+        .load(conn)?)
 }

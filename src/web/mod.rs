@@ -2,10 +2,12 @@
 //! Handlers parse input into domain values, call a service, and render a view; they never
 //! decide workflow questions themselves.
 
+pub mod dev;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod outbox;
 pub mod staff;
 pub mod subject;
 pub mod submission;
@@ -13,19 +15,27 @@ pub mod views;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest};
 
 pub use error::ApiError;
 
-/// Every route of the application.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+use crate::notifications::Notifier;
+
+/// Every route of the application. `/dev/mail` only while email goes to files.
+pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier>>) {
     cfg.configure(health::routes)
         .route("/api/openapi.json", web::get().to(openapi::document))
         .service(
             web::scope("/api/v1")
                 .configure(subject::routes)
-                .configure(staff::routes),
+                .configure(staff::routes)
+                .configure(outbox::routes),
         );
+    if notifier.mailer.dev_mailbox().is_some() {
+        cfg.configure(dev::routes);
+    }
 }
 
 /// JSON bodies: a size limit, and errors in the API's shape.

@@ -17,7 +17,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/requests", web::post().to(submit))
         .route("/requests/{reference}", web::get().to(show))
         .route("/requests/{reference}/withdraw", web::post().to(withdraw))
-        .route("/requests/{reference}/reply", web::post().to(reply));
+        .route("/requests/{reference}/reply", web::post().to(reply))
+        .route("/requests/{reference}/messages", web::get().to(messages));
 }
 
 #[tracing::instrument(skip_all)]
@@ -154,4 +155,28 @@ async fn subject_command(
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// The in-site messages (站内信) sent about this request, oldest first.
+#[tracing::instrument(skip_all)]
+async fn messages(
+    s: web::Data<Services>,
+    path: web::Path<String>,
+    token: SubjectToken,
+) -> Result<HttpResponse, ApiError> {
+    let reference = reference(&path)?;
+    let services = s.clone();
+    let items = blocking(move || {
+        let r = requests::get_for_subject(&services, &reference, &token.0)?;
+        Ok(crate::storage::inbox::for_request(
+            &mut *services.db().conn()?,
+            &r.id,
+        )?)
+    })
+    .await?;
+    let items: Vec<_> = items
+        .iter()
+        .map(|m| json!({ "id": m.id, "message": m.message, "locale": m.locale, "subject": m.subject, "body": m.body, "created_at": crate::storage::from_db_time(m.created_at) }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::{Client, Response, StatusCode};
-use rightsflow::config::{Config, Secret};
+use rightsflow::config::{Config, MailTransportKind, Secret, WorkerConfig};
 use rightsflow::domain::{EmailAddress, Role};
 use rightsflow::service::{now, staff, Services};
 use rightsflow::startup::Application;
@@ -45,6 +45,8 @@ pub struct TestApp {
     pub address: String,
     pub client: Client,
     pub services: Services,
+    pub notifier: std::sync::Arc<rightsflow::notifications::Notifier>,
+    pub shutdown: rightsflow::notifications::Shutdown,
     pub backend: Backend,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
@@ -121,6 +123,11 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
             (database_url_for(&base, &db.name), Some(db))
         }
     };
+    // Log lines show with a failing test's output (RUST_LOG picks the level; default warn).
+    if std::env::var("RUST_LOG").is_err() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    rightsflow::telemetry::init(rightsflow::config::LogFormat::Pretty);
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
         database_url: Some(database_url),
@@ -130,21 +137,63 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         admin_email: ADMIN_EMAIL.into(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
         expiry_sweep_seconds: 0,
+        reminder_sweep_seconds: 0,
+        public_url: Some("https://privacy.weimacms.test".into()),
+        worker: WorkerConfig {
+            poll_millis: 50,
+            ..WorkerConfig::default()
+        },
         ..Config::default()
     };
     tweak(&mut config);
-    let app = Application::build(config).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let services = app.services().clone();
-    tokio::spawn(app.run_until_stopped());
+    // The application runs on a thread and runtime of its own, as in production: the test's
+    // runtime does not wait for its background work when the test ends.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = Application::build(config).await.unwrap();
+            let _ = tx.send((
+                app.port(),
+                app.services().clone(),
+                app.notifier().clone(),
+                app.shutdown_handle(),
+            ));
+            let _ = app.run_until_stopped().await;
+        });
+    });
+    let (port, services, notifier, shutdown) =
+        tokio::task::spawn_blocking(move || rx.recv().unwrap())
+            .await
+            .unwrap();
     Some(TestApp {
-        address,
+        address: format!("http://127.0.0.1:{port}"),
         client: Client::new(),
         services,
+        notifier,
+        shutdown,
         backend,
         _dir: dir,
         _pg: pg,
     })
+}
+
+impl Drop for TestApp {
+    /// Stops the worker and jobs before the test's database goes away.
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Sends the application's email to `sink` over SMTP.
+pub fn mail_to(sink: &crate::smtp::SmtpSink, config: &mut Config) {
+    config.mail_transport = Some(MailTransportKind::Smtp);
+    config.smtp_url = Some(Secret::new(sink.url()));
+    config.mail_from = "WEIMACMS 隐私团队 <privacy@weimacms.test>".into();
 }
 
 /// Runs `$test(app)` once on SQLite and once on PostgreSQL, optionally with the config

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod smtp;
 
 mod bad_input;
 mod cli;
 mod lifecycle;
+mod notifications;
 mod queue;
 mod service;

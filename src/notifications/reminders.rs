@@ -1,0 +1,131 @@
+//! Deadline reminders to staff: "due in N working days" and "overdue", sent once each per due
+//! date, to the assignee or else to the deciders. Safe on several instances: the reminder is
+//! recorded (primary key) in the same transaction as its notification.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use diesel::Connection;
+use serde_json::json;
+
+use crate::clock::CalendarSet;
+use crate::domain::{Message, Recipient};
+use crate::service::{ServiceError, Services};
+use crate::storage::outbox::{self, OutboxRow, NOTIFY};
+use crate::storage::rows::StoredRequest;
+use crate::storage::{reminders, StoreError};
+
+/// Working days after `today` up to and including `due` (0 when due today or past).
+pub fn working_days_left(
+    calendars: &CalendarSet,
+    region: &str,
+    today: NaiveDate,
+    due: NaiveDate,
+) -> u32 {
+    today
+        .iter_days()
+        .skip(1)
+        .take_while(|d| *d <= due)
+        .filter(|d| calendars.is_working_day(region, *d).0)
+        .count() as u32
+}
+
+/// Sends the reminders due now. Returns how many were queued.
+pub fn send_due_reminders(
+    services: &Services,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
+    // N working days never span more than 3N + 14 calendar days (weekends, Golden Weeks).
+    let horizon = now + Duration::days(i64::from(days) * 3 + 14);
+    let open = reminders::open_due_before(&mut *services.db().conn()?, horizon, 1000)?;
+    let mut sent = 0;
+    for request in open {
+        let Some(due) = &request.state.due else {
+            continue;
+        };
+        let rules = services.policy().rules(request.state.jurisdiction);
+        let today = now.with_timezone(&rules.time_zone).date_naive();
+        let (kind, left) = if due.ends_at < now {
+            (Message::Overdue, 0)
+        } else {
+            let left = working_days_left(
+                services.calendars(),
+                &rules.calendar_region,
+                today,
+                due.date,
+            );
+            if left > days {
+                continue;
+            }
+            (Message::DueSoon, left)
+        };
+        if queue(services, &request, kind, left, now)? {
+            sent += 1;
+        }
+    }
+    if sent > 0 {
+        tracing::info!(count = sent, "deadline reminders queued");
+    }
+    Ok(sent)
+}
+
+fn queue(
+    services: &Services,
+    request: &StoredRequest,
+    kind: Message,
+    left: u32,
+    now: DateTime<Utc>,
+) -> Result<bool, ServiceError> {
+    let Some(due) = &request.state.due else {
+        return Ok(false);
+    };
+    let to = match &request.state.assignee {
+        Some(id) => Recipient::Staff(id.clone()),
+        None => Recipient::Reviewers,
+    };
+    let payload = json!({ "to": to, "message": kind, "locale": request.locale, "extra": { "working_days_left": left } });
+    let row = OutboxRow::new(
+        uuid::Uuid::new_v4().to_string(),
+        Some(&request.id),
+        NOTIFY,
+        payload.to_string(),
+        now,
+    );
+    let mut conn = services.db().conn()?;
+    let result = conn.transaction::<_, StoreError, _>(|c| {
+        if !reminders::record(c, &request.id, kind.as_str(), due.ends_at, now)? {
+            // Sent before: roll back (nothing was written) and say so.
+            return Err(StoreError::Duplicate("reminder"));
+        }
+        outbox::insert(c, &row)
+    });
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::Duplicate(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_days_left_skip_weekends_and_holidays() {
+        let cals = CalendarSet::builtin();
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        // Mon 28 Sep 2026 → Fri 9 Oct: 29, 30 Sep, then 1–7 Oct off, 8, 9 Oct.
+        assert_eq!(
+            working_days_left(&cals, "cn", d("2026-09-28"), d("2026-10-09")),
+            4
+        );
+        assert_eq!(
+            working_days_left(&cals, "cn", d("2026-10-09"), d("2026-10-09")),
+            0
+        );
+        // Without a calendar (eu), Monday to Friday.
+        assert_eq!(
+            working_days_left(&cals, "eu", d("2026-09-28"), d("2026-10-09")),
+            9
+        );
+    }
+}
