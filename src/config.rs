@@ -61,6 +61,8 @@ pub struct WorkerConfig {
     pub in_serve: bool,
     /// Rows claimed at a time.
     pub batch: i64,
+    /// Deliveries in flight at once per worker.
+    pub concurrency: usize,
     /// How long to wait when the queue is empty.
     pub poll_millis: u64,
     /// How long a claim lasts; after it another worker may take the row (the claimant died).
@@ -76,6 +78,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             in_serve: true,
             batch: 20,
+            concurrency: 4,
             poll_millis: 500,
             lease_seconds: 60,
             max_attempts: 8,

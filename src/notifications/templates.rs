@@ -226,3 +226,165 @@ impl Templates {
         names
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::domain::{Jurisdiction, Message, RequestKind};
+    use crate::notifications::context::VARIABLES;
+
+    const SUBJECT: [Message; 12] = [
+        Message::Received,
+        Message::VerificationCode,
+        Message::Verified,
+        Message::InfoRequested,
+        Message::Extended,
+        Message::Approved,
+        Message::Completed,
+        Message::ComplaintAnswered,
+        Message::Rejected,
+        Message::Withdrawn,
+        Message::Expired,
+        Message::RestrictionLifting,
+    ];
+    const STAFF: [Message; 7] = [
+        Message::ReviewNeeded,
+        Message::Assigned,
+        Message::SecondApprovalNeeded,
+        Message::ReplyReceived,
+        Message::Withdrawn,
+        Message::DueSoon,
+        Message::Overdue,
+    ];
+
+    /// A context with every variable: all optional ones null, or all filled.
+    fn context(kind: RequestKind, jurisdiction: Jurisdiction, filled: bool) -> Value {
+        let mut ctx = Map::new();
+        for name in VARIABLES {
+            ctx.insert(name.to_owned(), Value::Null);
+        }
+        let always = json!({
+            "app_name": "WEIMACMS", "base_url": "https://privacy.example", "reference": "DSR-7K2Q-9XPM",
+            "kind": kind.as_str(), "kind_label": kind.label_zh(), "jurisdiction": jurisdiction.as_str(),
+            "request_url": "https://privacy.example/requests/DSR-7K2Q-9XPM", "console_url": "https://privacy.example/console/requests/x",
+        });
+        ctx.extend(always.as_object().cloned().unwrap_or_default());
+        if filled {
+            let optional = json!({
+                "subject_name": "李雷", "due_date": "2026-10-23", "due_ends_at": "2026-10-23 23:59:59 (Asia/Shanghai)",
+                "question": "请提供证明", "reason": "涉及多个系统", "previous_due_date": "2026-10-01",
+                "reason_code": "no_data_held", "reason_label": "我们未持有您的个人信息", "explanation": "查无此人",
+                "summary": "已处理", "code": "123456", "minutes_valid": 15, "working_days_left": 2, "lift_date": "2026-12-01",
+            });
+            ctx.extend(optional.as_object().cloned().unwrap_or_default());
+        }
+        Value::Object(ctx)
+    }
+
+    #[test]
+    fn every_message_renders_in_both_languages_for_every_kind_and_jurisdiction() {
+        let t = Templates::load(None).unwrap();
+        for locale in [Locale::ZhCn, Locale::En] {
+            for kind in RequestKind::ALL {
+                for jurisdiction in Jurisdiction::ALL {
+                    for filled in [false, true] {
+                        let ctx = context(*kind, *jurisdiction, filled);
+                        let sets = SUBJECT
+                            .iter()
+                            .map(|m| (Audience::Subject, m))
+                            .chain(STAFF.iter().map(|m| (Audience::Staff, m)));
+                        for (audience, message) in sets {
+                            let mail = t.render_email(locale, audience, message.as_str(), &ctx);
+                            let mail = mail.unwrap_or_else(|e| {
+                                panic!("{locale} {audience:?} {message} {kind} {jurisdiction}: {e}")
+                            });
+                            assert!(
+                                mail.subject.contains("DSR-7K2Q-9XPM"),
+                                "{message}: {}",
+                                mail.subject
+                            );
+                            assert!(
+                                mail.text.contains("DSR-7K2Q-9XPM")
+                                    && mail.html.contains("DSR-7K2Q-9XPM")
+                            );
+                            assert!(
+                                mail.html.starts_with("<!DOCTYPE html>")
+                                    || mail.html.contains("<html"),
+                                "{message}"
+                            );
+                            let chinese = mail
+                                .text
+                                .chars()
+                                .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+                            // English bodies may quote Chinese values (the filled context is Chinese).
+                            assert!(
+                                locale == Locale::En || chinese,
+                                "{locale} {message} is not in Chinese"
+                            );
+                        }
+                        for message in SUBJECT {
+                            let sms = t
+                                .render_sms(locale, message.as_str(), &ctx)
+                                .unwrap_or_else(|e| panic!("sms {message}: {e}"));
+                            let limit = if locale == Locale::ZhCn { 70 } else { 160 };
+                            assert!(
+                                sms.chars().count() <= limit || filled,
+                                "{locale} sms {message} too long: {sms}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn html_escapes_values_and_text_does_not() {
+        let t = Templates::load(None).unwrap();
+        let mut ctx = context(RequestKind::Access, Jurisdiction::Cn, true);
+        ctx["question"] = json!("<script>alert(1)</script> & “引号”");
+        let mail = t
+            .render_email(Locale::ZhCn, Audience::Subject, "info_requested", &ctx)
+            .unwrap();
+        assert!(mail.text.contains("<script>alert(1)</script> & “引号”"));
+        assert!(!mail.html.contains("<script>") && mail.html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn a_missing_variable_fails_loudly_and_overrides_replace_built_in_wording() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("email/en/subject");
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(
+            path.join("request_received.subject.hbs"),
+            "Got it: {{reference}}",
+        )
+        .unwrap();
+        std::fs::write(
+            path.join("request_withdrawn.subject.hbs"),
+            "Bye {{no_such_variable}}",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let ctx = context(RequestKind::Access, Jurisdiction::Cn, false);
+        let mail = t
+            .render_email(Locale::En, Audience::Subject, "request_received", &ctx)
+            .unwrap();
+        assert_eq!(mail.subject, "Got it: DSR-7K2Q-9XPM");
+        let err = t
+            .render_email(Locale::En, Audience::Subject, "request_withdrawn", &ctx)
+            .unwrap_err();
+        assert!(err.to_string().contains("no_such_variable"), "{err}");
+        // An unknown message is an error too, not an empty letter.
+        assert!(matches!(
+            t.render_email(Locale::En, Audience::Subject, "nonsense", &ctx),
+            Err(TemplateError::Missing(_))
+        ));
+        // A template that does not parse stops loading with its name.
+        std::fs::write(path.join("broken.txt.hbs"), "{{#if x}}unclosed").unwrap();
+        let err = Templates::load(Some(dir.path())).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("broken"), "{err}");
+    }
+}

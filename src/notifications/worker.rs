@@ -146,23 +146,54 @@ impl Worker {
         }
     }
 
-    /// One pass: claim a batch and work through it, stopping early (and giving the unstarted
-    /// rows back) on shutdown. Returns how many rows were processed.
+    /// One pass: claim a batch and work through it on `concurrency` threads (each sending on
+    /// its own pooled connection: an SMTP exchange spends most of its time waiting), stopping
+    /// early on shutdown and giving the unstarted rows back. Returns how many rows were done.
     pub fn run_once(&self, shutdown: &Shutdown) -> Result<usize, StoreError> {
         let rows = self.claim(now())?;
-        let mut done = 0;
-        for (i, row) in rows.iter().enumerate() {
-            if shutdown.is_triggered() {
-                let rest: Vec<String> = rows[i..].iter().map(|r| r.id.clone()).collect();
-                let released = outbox::release(&mut *self.services.db().conn()?, &rest, &self.id)?;
-                tracing::info!(released, "worker stopping; gave back unstarted rows");
-                break;
-            }
-            let result = self.process(row);
-            self.settle(row, result)?;
-            done += 1;
+        if rows.is_empty() {
+            return Ok(0);
         }
-        Ok(done)
+        let lanes = self.notifier.worker.concurrency.clamp(1, 32);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..lanes.min(rows.len()))
+                .map(|_| {
+                    scope.spawn(|| -> Result<(), StoreError> {
+                        loop {
+                            if shutdown.is_triggered() {
+                                return Ok(());
+                            }
+                            let i = next.fetch_add(1, Ordering::SeqCst);
+                            let Some(row) = rows.get(i) else {
+                                return Ok(());
+                            };
+                            let result = self.process(row);
+                            self.settle(row, result)?;
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StoreError::Setup("a delivery thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        // Rows no lane started (shutdown, or a lane stopped on a database error) go back.
+        let started = next.load(Ordering::SeqCst).min(rows.len());
+        if started < rows.len() {
+            let rest: Vec<String> = rows[started..].iter().map(|r| r.id.clone()).collect();
+            let released = outbox::release(&mut *self.services.db().conn()?, &rest, &self.id)?;
+            tracing::info!(released, "gave back unstarted rows");
+        }
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(done.load(Ordering::SeqCst))
     }
 
     /// Works until shutdown: immediately again after a full batch, after a pause when idle.

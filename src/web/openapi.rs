@@ -104,6 +104,22 @@ pub fn spec() -> Value {
                 "requestBody": body(json!({ "type": "object", "required": ["message"], "properties": { "message": { "type": "string" } }, "additionalProperties": false })),
                 "responses": ok(200, "Reply recorded; the request is back in review", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404, 409, 422])
             }},
+            "/api/v1/requests/{reference}/messages": { "get": {
+                "summary": "The in-site messages (站内信) sent to the subject about this request, oldest first",
+                "parameters": [reference, subject_token],
+                "responses": ok(200, "Messages", json!({ "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "message": { "type": "string" }, "locale": { "type": "string" }, "subject": { "type": "string" }, "body": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } } } } }), &[401, 404])
+            }},
+            "/api/v1/staff/outbox/failed": { "get": {
+                "summary": "Deliveries parked after their last attempt, with the last error (no message content)",
+                "security": staff_auth,
+                "responses": ok(200, "Failed deliveries", json!({ "type": "object", "properties": { "items": { "type": "array" } } }), &[401])
+            }},
+            "/api/v1/staff/outbox/{id}/retry": { "post": {
+                "summary": "Put a failed delivery back in the queue (admins)",
+                "security": staff_auth,
+                "parameters": [path_param("id", "The outbox row id")],
+                "responses": ok(200, "Queued again", json!({ "type": "object", "properties": { "status": { "const": "pending" } } }), &[401, 403, 404, 409])
+            }},
             "/api/v1/staff/login": { "post": {
                 "summary": "Staff sign-in",
                 "requestBody": body(json!({ "type": "object", "required": ["email", "password"], "properties": { "email": { "type": "string" }, "password": { "type": "string" } } })),

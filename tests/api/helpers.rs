@@ -48,6 +48,7 @@ pub struct TestApp {
     pub notifier: std::sync::Arc<rightsflow::notifications::Notifier>,
     pub shutdown: rightsflow::notifications::Shutdown,
     pub backend: Backend,
+    database_url: String,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
@@ -146,6 +147,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         ..Config::default()
     };
     tweak(&mut config);
+    let db_url = config.database_url();
     // The application runs on a thread and runtime of its own, as in production: the test's
     // runtime does not wait for its background work when the test ends.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -177,6 +179,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         notifier,
         shutdown,
         backend,
+        database_url: db_url,
         _dir: dir,
         _pg: pg,
     })
@@ -249,6 +252,14 @@ pub fn details_for(kind: &str) -> Value {
 }
 
 impl TestApp {
+    pub fn database_url(&self) -> String {
+        self.database_url.clone()
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

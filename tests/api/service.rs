@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 15] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -37,6 +37,9 @@ const ROUTES: [(&str, &str); 12] = [
     ("get", "/api/v1/requests/{reference}"),
     ("post", "/api/v1/requests/{reference}/withdraw"),
     ("post", "/api/v1/requests/{reference}/reply"),
+    ("get", "/api/v1/requests/{reference}/messages"),
+    ("get", "/api/v1/staff/outbox/failed"),
+    ("post", "/api/v1/staff/outbox/{id}/retry"),
     ("post", "/api/v1/staff/login"),
     ("get", "/api/v1/staff/requests"),
     ("post", "/api/v1/staff/requests"),
