@@ -78,3 +78,43 @@ pub async fn request_id_header(
     }
     Ok(res)
 }
+
+/// Removes what may identify a person from text we did not write (a mail server's or gateway's
+/// error message may quote the recipient): words with `@` and runs of 7+ digits are replaced.
+pub fn scrub(text: &str) -> String {
+    text.split_inclusive(char::is_whitespace)
+        .map(|word| {
+            let bare = word.trim_end();
+            let digits = bare.chars().filter(char::is_ascii_digit).count();
+            let tail = &word[bare.len()..];
+            if bare.contains('@') {
+                format!("<address>{tail}")
+            } else if digits >= 7 {
+                format!("<number>{tail}")
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub;
+
+    #[test]
+    fn scrub_hides_addresses_and_long_numbers() {
+        let raw = "permanent error (550): 5.1.1 <li.lei@example.com>: Recipient rejected, call +8613800138000 now";
+        let clean = scrub(raw);
+        assert!(
+            !clean.contains("li.lei") && !clean.contains("13800138000"),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("550")
+                && clean.contains("5.1.1")
+                && clean.contains("Recipient rejected"),
+            "{clean}"
+        );
+    }
+}

@@ -160,7 +160,9 @@ impl DevMail {
             subject: email.content.subject.clone(),
             text: email.content.text.clone(),
             html: email.content.html.clone(),
-            written_at: chrono::Utc::now().to_rfc3339(),
+            written_at: chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S%.3f UTC")
+                .to_string(),
         }
     }
 

@@ -133,12 +133,14 @@ impl Worker {
                         rand::rng().random(),
                     )
                 });
+                // The log gets the error without addresses or numbers; staff see it whole.
+                let shown = crate::telemetry::scrub(&e.to_string());
                 match retry_at {
                     Some(when) => {
-                        tracing::warn!(outbox_id = %row.id, attempt = row.attempts, error = %e, retry_at = %when, "delivery failed; will retry")
+                        tracing::warn!(outbox_id = %row.id, attempt = row.attempts, error = %shown, retry_at = %when, "delivery failed; will retry")
                     }
                     None => {
-                        tracing::error!(outbox_id = %row.id, attempt = row.attempts, error = %e, "delivery failed; parked as failed")
+                        tracing::error!(outbox_id = %row.id, attempt = row.attempts, error = %shown, "delivery failed; parked as failed")
                     }
                 }
                 outbox::mark_attempt_failed(&mut conn, &row.id, &e.to_string(), retry_at)
