@@ -96,19 +96,7 @@ impl SmtpSink {
 
     /// Waits until at least `n` messages arrived (or fails the test after `secs`).
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.messages();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} messages, got {}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        at_least(n, secs, "messages", || self.messages()).await
     }
 
     /// The messages to one address.
@@ -273,37 +261,36 @@ impl HttpCapture {
     }
 
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Captured> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.requests.lock().unwrap().clone();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} requests, got {}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        at_least(n, secs, "requests", || {
+            self.requests.lock().unwrap().clone()
+        })
+        .await
     }
 }
 
 impl SmtpSink {
     /// Waits until `address` has received at least `n` messages; returns them in arrival order.
     pub async fn wait_to(&self, address: &str, n: usize, secs: u64) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.to(address);
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} messages to {address}, got {}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        at_least(n, secs, &format!("messages to {address}"), || {
+            self.to(address)
+        })
+        .await
+    }
+}
+
+/// Polls `get` until it returns at least `n` items, failing the test after `secs` seconds.
+async fn at_least<T>(n: usize, secs: u64, what: &str, get: impl Fn() -> Vec<T>) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = get();
+        if got.len() >= n {
+            return got;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} {what}, got {}",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
