@@ -80,7 +80,8 @@ pub async fn request_id_header(
 }
 
 /// Removes what may identify a person from text we did not write (a mail server's or gateway's
-/// error message may quote the recipient): words with `@` and runs of 7+ digits are replaced.
+/// error message may quote the recipient): words with `@`, and words holding 7 or more digits
+/// (phone numbers; timestamps too, which costs nothing here), are replaced.
 pub fn scrub(text: &str) -> String {
     text.split_inclusive(char::is_whitespace)
         .map(|word| {

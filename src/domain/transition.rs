@@ -264,7 +264,11 @@ pub fn apply(
             }
             close(&mut next, Status::Withdrawn, ctx.now);
             effects.push(notify_subject(Message::Withdrawn));
-            if let Some(assignee) = &state.assignee {
+            if let Some(assignee) = state
+                .assignee
+                .as_ref()
+                .filter(|a| Some(a.as_str()) != actor.staff_id())
+            {
                 effects.push(Effect::Notify {
                     to: Recipient::Staff(assignee.clone()),
                     message: Message::Withdrawn,

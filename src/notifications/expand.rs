@@ -68,6 +68,7 @@ pub fn expand(
     services: &Services,
     notifier: &Notifier,
     row: &OutboxRow,
+    worker: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, NotifyError> {
     let payload: NotifyPayload =
@@ -156,8 +157,8 @@ pub fn expand(
         }
     }
     let count = out.rows.len() + usize::from(out.inbox.is_some());
-    store(&mut conn, row, out, now)?;
-    tracing::info!(outbox_id = %row.id, reference = %request.reference, message, deliveries = count, "notification expanded");
+    store(&mut conn, row, out, worker, now)?;
+    tracing::info!(outbox_id = %row.id, reference = %request.reference, message_name = message, deliveries = count, "notification expanded");
     Ok(count)
 }
 
@@ -207,6 +208,7 @@ fn store(
     conn: &mut DbConnection,
     parent: &OutboxRow,
     out: Deliveries,
+    worker: &str,
     now: DateTime<Utc>,
 ) -> Result<(), NotifyError> {
     let result = conn.transaction::<_, StoreError, _>(|c| {
@@ -216,12 +218,14 @@ fn store(
         if let Some(message) = &out.inbox {
             inbox::insert(c, message)?;
         }
-        outbox::mark_done(c, &parent.id, now)
+        outbox::mark_done(c, &parent.id, worker, now).map(|_| ())
     });
     match result {
         Ok(()) => Ok(()),
         // Another worker expanded it first (this one's lease ran out): its rows stand.
-        Err(StoreError::Duplicate(_)) => Ok(outbox::mark_done(conn, &parent.id, now)?),
+        Err(StoreError::Duplicate(_)) => {
+            Ok(outbox::mark_done(conn, &parent.id, worker, now).map(|_| ())?)
+        }
         Err(e) => Err(e.into()),
     }
 }

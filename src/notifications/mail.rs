@@ -40,6 +40,9 @@ pub enum MailTransport {
     Log,
 }
 
+/// Per SMTP command; the default lease (60 s) leaves room for a whole exchange.
+pub const SMTP_TIMEOUT_SECONDS: u64 = 20;
+
 pub struct Mailer {
     transport: MailTransport,
     from: Mailbox,

@@ -45,6 +45,8 @@ pub enum NotifyError {
     Store(#[from] StoreError),
     #[error("bad outbox payload: {0}")]
     Payload(String),
+    #[error("claimed more often than the attempt limit without an outcome (a worker kept stopping on it)")]
+    Abandoned,
 }
 
 impl NotifyError {

@@ -94,8 +94,12 @@ impl Templates {
                 t.register(&path, &String::from_utf8_lossy(&file.data))?;
             }
         }
-        if let Some(dir) = override_dir.filter(|d| d.is_dir()) {
-            t.register_dir(dir, dir)?;
+        match override_dir {
+            Some(dir) if dir.is_dir() => t.register_dir(dir, dir)?,
+            Some(dir) => {
+                tracing::warn!(folder = %dir.display(), "the templates folder does not exist; using the built-in templates")
+            }
+            None => {}
         }
         Ok(t)
     }

@@ -94,7 +94,7 @@ impl Worker {
     pub fn process(&self, row: &OutboxRow) -> Result<(), NotifyError> {
         let payload_error = |e: serde_json::Error| NotifyError::Payload(e.to_string());
         match row.kind.as_str() {
-            NOTIFY => expand(&self.services, &self.notifier, row, now()).map(|_| ()),
+            NOTIFY => expand(&self.services, &self.notifier, row, &self.id, now()).map(|_| ()),
             EMAIL => {
                 let email: EmailPayload =
                     serde_json::from_str(&row.payload).map_err(payload_error)?;
@@ -121,7 +121,7 @@ impl Worker {
         let at = now();
         match result {
             Ok(()) if row.kind == NOTIFY => Ok(()),
-            Ok(()) => outbox::mark_done(&mut conn, &row.id, at),
+            Ok(()) => outbox::mark_done(&mut conn, &row.id, &self.id, at).map(|_| ()),
             Err(e) => {
                 let cfg = &self.notifier.worker;
                 let give_up = e.is_permanent() || row.attempts >= cfg.max_attempts;
@@ -143,7 +143,7 @@ impl Worker {
                         tracing::error!(outbox_id = %row.id, attempt = row.attempts, error = %shown, "delivery failed; parked as failed")
                     }
                 }
-                outbox::mark_attempt_failed(&mut conn, &row.id, &e.to_string(), retry_at)
+                outbox::mark_attempt_failed(&mut conn, &row.id, &self.id, &e.to_string(), retry_at)
             }
         }
     }
@@ -157,6 +157,7 @@ impl Worker {
             return Ok(0);
         }
         let lanes = self.notifier.worker.concurrency.clamp(1, 32);
+        let half_lease = now() + Duration::seconds(self.notifier.worker.lease_seconds.max(1)) / 2;
         let next = std::sync::atomic::AtomicUsize::new(0);
         let done = std::sync::atomic::AtomicUsize::new(0);
         let results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
@@ -164,14 +165,22 @@ impl Worker {
                 .map(|_| {
                     scope.spawn(|| -> Result<(), StoreError> {
                         loop {
-                            if shutdown.is_triggered() {
+                            // Start a row only with half the lease left, so it is done (SMTP
+                            // times out well within that) before anyone else may take it.
+                            if shutdown.is_triggered() || now() > half_lease {
                                 return Ok(());
                             }
                             let i = next.fetch_add(1, Ordering::SeqCst);
                             let Some(row) = rows.get(i) else {
                                 return Ok(());
                             };
-                            let result = self.process(row);
+                            // Claimed again and again without an outcome (a worker dying on it):
+                            // stop trying and show it to staff.
+                            let result = if row.attempts > self.notifier.worker.max_attempts {
+                                Err(NotifyError::Abandoned)
+                            } else {
+                                self.process(row)
+                            };
                             self.settle(row, result)?;
                             done.fetch_add(1, Ordering::SeqCst);
                         }

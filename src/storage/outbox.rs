@@ -164,25 +164,38 @@ pub fn claim(
     Ok(rows)
 }
 
-/// Marks a claimed row done. Succeeds even if the lease ran out meanwhile: the work was done.
-pub fn mark_done(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    diesel::update(outbox::table.filter(outbox::id.eq(id)))
-        .set((
-            outbox::status.eq(DONE),
-            outbox::done_at.eq(Some(to_db_time(now))),
-            outbox::claimed_by.eq(None::<String>),
-            outbox::claimed_until.eq(None::<NaiveDateTime>),
-            outbox::last_error.eq(None::<String>),
-        ))
-        .execute(conn)?;
-    Ok(())
+/// Marks a row done, if `worker` still holds it. When its lease ran out and another worker
+/// took the row, nothing changes here: that worker sends it again (the same message, with the
+/// same Message-ID) and records the outcome itself.
+pub fn mark_done(
+    conn: &mut DbConnection,
+    id: &str,
+    worker: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::claimed_by.eq(worker))
+            .filter(outbox::status.eq(PROCESSING)),
+    )
+    .set((
+        outbox::status.eq(DONE),
+        outbox::done_at.eq(Some(to_db_time(now))),
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claimed_until.eq(None::<NaiveDateTime>),
+        outbox::last_error.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
-/// After a failed attempt: back to pending at `retry_at`, or parked as failed when `retry_at`
+/// After a failed attempt by `worker`: back to pending at `retry_at`, or parked as failed when `retry_at`
 /// is None (attempts exhausted or the error is permanent). The last error is kept for staff.
 pub fn mark_attempt_failed(
     conn: &mut DbConnection,
     id: &str,
+    worker: &str,
     error: &str,
     retry_at: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
@@ -191,7 +204,12 @@ pub fn mark_attempt_failed(
         Some(at) => (PENDING, Some(to_db_time(at))),
         None => (FAILED, None),
     };
-    let target = outbox::table.filter(outbox::id.eq(id));
+    // Only while this worker holds the row: a late failure must not reopen a row another
+    // worker has since delivered.
+    let target = outbox::table
+        .filter(outbox::id.eq(id))
+        .filter(outbox::claimed_by.eq(worker))
+        .filter(outbox::status.eq(PROCESSING));
     let cleared = (
         outbox::claimed_by.eq(None::<String>),
         outbox::claimed_until.eq(None::<NaiveDateTime>),

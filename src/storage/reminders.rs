@@ -7,7 +7,12 @@ use super::rows::{RequestRow, StoredRequest};
 use super::schema::{reminders_sent, requests};
 use super::{to_db_time, DbConnection, StoreError};
 
-/// Open requests with a due date at or before `horizon`, soonest first.
+/// The reminder kind after which a request needs no more reminders for its due date.
+pub const OVERDUE: &str = "overdue";
+
+/// Open requests with a due date at or before `horizon`, soonest first, leaving out those whose
+/// overdue reminder for this due date went out already (nothing more will be sent for them, and
+/// a backlog of them must not crowd out requests that still need a reminder).
 pub fn open_due_before(
     conn: &mut DbConnection,
     horizon: DateTime<Utc>,
@@ -16,6 +21,12 @@ pub fn open_due_before(
     requests::table
         .filter(requests::closed_at.is_null())
         .filter(requests::due_at.le(to_db_time(horizon)))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            reminders_sent::table
+                .filter(reminders_sent::request_id.eq(requests::id))
+                .filter(reminders_sent::kind.eq(OVERDUE))
+                .filter(reminders_sent::due_at.nullable().eq(requests::due_at)),
+        )))
         .order(requests::due_at.asc())
         .limit(limit)
         .select(RequestRow::as_select())

@@ -361,6 +361,21 @@ async fn reminders_go_once_to_the_assignee_or_the_deciders(backend: Backend) {
     })
     .await
     .unwrap();
+    // The overdue one needs nothing more: it no longer takes a place in the job's scan.
+    let (overdue_id, soon_id) = (ids[1].clone(), ids[0].clone());
+    let scanned = with_db(&app, |c| {
+        let horizon = Utc::now() + chrono::Duration::days(30);
+        rightsflow::storage::reminders::open_due_before(c, horizon, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert!(
+        !scanned.contains(&overdue_id) && scanned.contains(&soon_id),
+        "{scanned:?}"
+    );
     // Due tomorrow (unassigned), overdue (unassigned), due tomorrow (assigned); the fourth is far off.
     assert_eq!((first, second), (3, 0), "each reminder once");
     let mut references = Vec::new();

@@ -219,7 +219,7 @@ mail_test!(a_journey_reaches_the_subject_in_english_and_staff_in_chinese);
 
 async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sink: SmtpSink) {
     let admin = app.admin_token().await;
-    let (agent_id, agent) = app.staff("agent", Role::Agent).await;
+    let (agent_id, _) = app.staff("agent", Role::Agent).await;
     let person = |n: u32| format!("user{n}@example.cn");
 
     // A complaint answered in writing, with the outside routes.
@@ -273,8 +273,9 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
             json!({ "command": "assign", "assignee": agent_id }),
         )
         .await;
+        // Recorded by someone other than the assignee, who therefore hears of it.
         app.act_ok(
-            &agent,
+            &admin,
             &id,
             json!({ "command": "withdraw", "reason": "申请人来电撤回" }),
         )
