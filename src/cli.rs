@@ -55,6 +55,9 @@ pub enum StaffCommand {
         /// agent, reviewer, admin or auditor.
         #[arg(long)]
         role: String,
+        /// The language of their emails: zh-CN (default) or en.
+        #[arg(long, default_value = "zh-CN")]
+        locale: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -105,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 StaffCommand::Add {
                     email,
                     role,
+                    locale,
                     password_stdin,
                 },
         } => {
@@ -113,6 +117,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let role: Role = role
                 .parse()
                 .context("--role must be agent, reviewer, admin or auditor")?;
+            let locale = crate::domain::Locale::parse_loose(&locale)
+                .context("--locale must be zh-CN or en")?;
             let (password, generated) = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin().lock().read_line(&mut line)?;
@@ -121,7 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (crate::auth::password::generate(), true)
             };
             let db = open_database(&config)?;
-            let row = staff::add(&db, &email, role, &password, now())?;
+            let row = staff::add(&db, &email, role, locale, &password, now())?;
             println!("added {} as {role} (id {})", row.email, row.id);
             if generated {
                 println!("password: {password}\n(shown only this once)");

@@ -117,6 +117,8 @@ pub struct Config {
     /// e.g. `smtp://127.0.0.1:2525`, `smtps://user:pass@host` (TLS), `smtp://host?tls=required`.
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
+    /// How messages name the service (`{{app_name}}` in templates).
+    pub app_name: String,
     /// The address people reach this service at, for links in messages. Default:
     /// `http://<listen>`.
     pub public_url: Option<String>,
@@ -151,6 +153,7 @@ impl Default for Config {
             mail_transport: None,
             smtp_url: None,
             mail_from: "WEIMACMS <privacy@localhost>".into(),
+            app_name: "WEIMACMS".into(),
             public_url: None,
             templates_dir: None,
             sms_gateway: SmsGatewayKind::Log,

@@ -4,14 +4,16 @@ use chrono::{DateTime, Utc};
 
 use super::{ServiceError, Services};
 use crate::auth::password;
-use crate::domain::{Actor, EmailAddress, Role};
+use crate::domain::{Actor, EmailAddress, Locale, Role};
 use crate::storage::staff::{self as store, StaffRow};
 use crate::storage::{to_db_time, Database, StoreError};
 
+/// A new staff account. `locale` is the language of the staff emails they get.
 pub fn add(
     db: &Database,
     email: &EmailAddress,
     role: Role,
+    locale: Locale,
     password_text: &str,
     now: DateTime<Utc>,
 ) -> Result<StaffRow, ServiceError> {
@@ -27,7 +29,7 @@ pub fn add(
         active: true,
         created_at: to_db_time(now),
         last_login_at: None,
-        locale: crate::domain::Locale::default().as_str().to_owned(),
+        locale: locale.as_str().to_owned(),
     };
     match store::insert(&mut *db.conn()?, &row) {
         Ok(()) => {
@@ -110,7 +112,14 @@ pub fn ensure_first_admin(
         Some(p) => (p.to_owned(), false),
         None => (password::generate(), true),
     };
-    match add(db, &email, Role::Admin, &password_text, now) {
+    match add(
+        db,
+        &email,
+        Role::Admin,
+        Locale::default(),
+        &password_text,
+        now,
+    ) {
         Ok(_) => Ok(generated.then_some(password_text)),
         // Another instance starting at the same moment created it.
         Err(ServiceError::DuplicateStaff) => Ok(None),

@@ -161,6 +161,34 @@ fn staff_add_and_migrate_work_on_a_fresh_data_folder() {
         dir.path(),
     );
     assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, out, err) = rightsflow(
+        &[
+            "staff",
+            "add",
+            "--email",
+            "en@example.com",
+            "--role",
+            "agent",
+            "--locale",
+            "en",
+        ],
+        dir.path(),
+    );
+    assert!(ok && out.contains("added en@example.com as agent"), "{err}");
+    let (ok, _, err) = rightsflow(
+        &[
+            "staff",
+            "add",
+            "--email",
+            "y@example.com",
+            "--role",
+            "agent",
+            "--locale",
+            "fr",
+        ],
+        dir.path(),
+    );
+    assert!(!ok && err.contains("--locale"), "{err}");
     let (ok, _, err) = rightsflow(
         &["staff", "add", "--email", "x@example.com", "--role", "boss"],
         dir.path(),

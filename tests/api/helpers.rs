@@ -342,7 +342,14 @@ impl TestApp {
         let db = self.services.db().clone();
         let parsed = EmailAddress::parse(&email).unwrap();
         let row = tokio::task::spawn_blocking(move || {
-            staff::add(&db, &parsed, role, STAFF_PASSWORD, now())
+            staff::add(
+                &db,
+                &parsed,
+                role,
+                rightsflow::domain::Locale::ZhCn,
+                STAFF_PASSWORD,
+                now(),
+            )
         })
         .await
         .unwrap()
