@@ -88,6 +88,48 @@ impl Default for WorkerConfig {
     }
 }
 
+/// How subjects prove who they are, and how long what they get lasts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationConfig {
+    /// How long a one-time code (and the magic link sent with it) is valid.
+    pub code_minutes: i64,
+    /// Wrong codes before a challenge locks.
+    pub max_attempts: i32,
+    /// The least time between two codes for one request.
+    pub resend_seconds: i64,
+    /// How long a subject session lasts.
+    pub session_minutes: i64,
+    /// Tokens the platform signs for users already signed in to it.
+    pub platform: Option<PlatformAuth>,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        VerificationConfig {
+            code_minutes: 15,
+            max_attempts: 5,
+            resend_seconds: 60,
+            session_minutes: 30,
+            platform: None,
+        }
+    }
+}
+
+/// The platform's sign-in tokens: HS256 with a shared secret, or RS256/ES256 with the
+/// platform's public key (PEM). Issuer, audience and expiry are always checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformAuth {
+    /// `HS256`, `RS256` or `ES256`.
+    pub algorithm: String,
+    pub secret: Option<Secret>,
+    /// A PEM file with the platform's public key.
+    pub public_key_file: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -128,6 +170,7 @@ pub struct Config {
     pub sms_url: Option<String>,
     pub sms_secret: Option<Secret>,
     pub worker: WorkerConfig,
+    pub verification: VerificationConfig,
     /// Staff are reminded when a request is due within this many working days.
     pub reminder_working_days: u32,
     /// How often the reminder job runs (0: never).
@@ -160,6 +203,7 @@ impl Default for Config {
             sms_url: None,
             sms_secret: None,
             worker: WorkerConfig::default(),
+            verification: VerificationConfig::default(),
             reminder_working_days: 3,
             reminder_sweep_seconds: 300,
         }

@@ -96,7 +96,25 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
         chrono::Duration::minutes(config.staff_token_minutes),
     )
     .map_err(|e| StartupError::Secrets(e.to_string()))?;
-    Ok(Services::new(db, config.policy.clone(), calendars, tokens))
+    let platform = match &config.verification.platform {
+        Some(p) => Some(
+            crate::service::verification::PlatformVerifier::from_config(p)
+                .map_err(|e| StartupError::Config(format!("verification.platform: {e}")))?,
+        ),
+        None => None,
+    };
+    let identity = crate::service::IdentitySettings {
+        verification: config.verification.clone(),
+        platform,
+        public_url: config.public_url(),
+    };
+    Ok(Services::new(
+        db,
+        config.policy.clone(),
+        calendars,
+        tokens,
+        identity,
+    ))
 }
 
 pub fn notifier(config: &Config) -> Result<Arc<Notifier>, StartupError> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Role;
 
-const ISSUER: &str = "rightsflow";
+pub const ISSUER: &str = "rightsflow";
 const AUDIENCE: &str = "rightsflow-staff";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,9 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     lifetime: Duration,
+    /// For `keyed_hash`: the secret hashed with a purpose label, so it is never the signing key
+    /// itself.
+    hash_key: Vec<u8>,
 }
 
 impl TokenKeys {
@@ -49,6 +52,11 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret)
                 .map_err(|e| TokenError::Key(e.to_string()))?,
             lifetime,
+            hash_key: {
+                use sha2::Digest;
+                sha2::Sha256::digest([b"rightsflow keyed hash:".as_slice(), secret].concat())
+                    .to_vec()
+            },
         })
     }
 
@@ -70,16 +78,46 @@ impl TokenKeys {
             iat: now.timestamp(),
             exp: (now + self.lifetime).timestamp(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| TokenError::Key(e.to_string()))
+        self.sign(&claims)
+    }
+
+    /// A keyed hash (HMAC-SHA256, hex) with a key derived from the signing key, for values too
+    /// short to hash plainly (a 6-digit code has a million possibilities).
+    pub fn keyed_hash(&self, value: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.hash_key) else {
+            return String::new();
+        };
+        mac.update(value.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn verify(&self, token: &str) -> Result<StaffClaims, TokenError> {
+        self.verify_claims(token, AUDIENCE)
+    }
+
+    /// Signs any claims with this key (HS256). The claims must carry `iss`, `aud` and `exp`.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| TokenError::Key(e.to_string()))
+    }
+
+    /// Checks signature, issuer, `audience` and expiry, and returns the claims. Tokens for one
+    /// purpose (staff, subject session, magic link) are refused for another by their audience.
+    pub fn verify_claims<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<T, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.leeway = 5;
-        decode::<StaffClaims>(token, &self.decoding, &validation)
+        decode::<T>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|_| TokenError::Invalid)
     }

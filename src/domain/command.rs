@@ -19,11 +19,27 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Why a verification attempt failed (recorded; the code itself never is).
+    pub enum VerificationFailure("verification failure") {
+        WrongCode = "wrong_code",
+        Expired = "expired",
+        Locked = "locked",
+        LinkUsed = "link_used",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
-    /// The subject proved who they are.
+    /// One proof of identity. The request counts as verified once the proofs so far meet the
+    /// kind's requirement (and, for a representative, include a staff check).
     Verify { method: VerificationMethod },
+    /// A failed verification attempt, for the record.
+    VerificationFailed {
+        method: VerificationMethod,
+        failure: VerificationFailure,
+    },
     /// The verification window passed without verification.
     Expire,
     /// Staff ask the subject for more information.
@@ -62,6 +78,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Verify { .. } => "verify",
+            Command::VerificationFailed { .. } => "verification_failed",
             Command::Expire => "expire",
             Command::RequestInfo { .. } => "request_info",
             Command::SubjectReply { .. } => "subject_reply",

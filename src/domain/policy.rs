@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::{Jurisdiction, RequestKind};
+use super::{IdentityRequirement, Jurisdiction, RequestKind};
 use crate::clock::Period;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +18,9 @@ pub struct KindPolicy {
     /// Approval needs two different staff members (four eyes): the first approval prepares
     /// the request, the second, by someone else, releases it.
     pub four_eyes: bool,
+    /// How strongly the requester must prove who they are; unset means the kind's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityRequirement>,
 }
 
 /// When a jurisdiction's response clock starts.
@@ -63,6 +66,7 @@ impl Default for Policy {
                 let policy = KindPolicy {
                     review_required: kind != RequestKind::ConsentWithdrawal,
                     four_eyes: matches!(kind, RequestKind::Deletion | RequestKind::Portability),
+                    identity: None,
                 };
                 (kind, policy)
             })
@@ -107,7 +111,7 @@ impl Default for Policy {
         Policy {
             kinds,
             jurisdictions,
-            verification_window_days: 30,
+            verification_window_days: 7,
         }
     }
 }
@@ -141,7 +145,14 @@ impl Policy {
         self.kinds.get(&kind).copied().unwrap_or(KindPolicy {
             review_required: true,
             four_eyes: false,
+            identity: None,
         })
+    }
+
+    pub fn identity(&self, kind: RequestKind) -> IdentityRequirement {
+        self.kind(kind)
+            .identity
+            .unwrap_or_else(|| IdentityRequirement::default_for(kind))
     }
 
     /// The rules for a jurisdiction; a config that drops one falls back to the built-in

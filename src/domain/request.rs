@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Jurisdiction, RejectionReason, RequestKind, Status};
+use super::{Jurisdiction, RejectionReason, Relationship, RequestKind, Status, VerificationMethod};
 use crate::clock::Due;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,7 +14,12 @@ pub struct RequestState {
     pub status: Status,
     /// When the request reached us (for letters and phone calls, when it really arrived).
     pub received_at: DateTime<Utc>,
+    /// Set once the methods proved so far meet the kind's requirement.
     pub verified_at: Option<DateTime<Utc>>,
+    /// Every way identity has been proved so far (a code, a platform sign-in, a staff check).
+    pub verified_methods: Vec<VerificationMethod>,
+    /// Someone acting for the subject, if so.
+    pub representative: Option<Relationship>,
     /// The response deadline. None until the clock starts (in `cn`, at verification).
     pub due: Option<Due>,
     /// When receipt must be acknowledged, where the jurisdiction sets a time.
@@ -49,6 +54,10 @@ impl RequestState {
             (
                 !verified_states.contains(&self.status) || self.verified_at.is_some(),
                 "a request past verification has verified_at",
+            ),
+            (
+                self.verified_at.is_none() || !self.verified_methods.is_empty(),
+                "a verified request says how it was verified",
             ),
             (
                 self.verified_at.is_none() || self.due.is_some(),

@@ -5,9 +5,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+use super::identity;
 use super::{
     Actor, ClockStart, Command, Effect, Event, FreeText, Jurisdiction, Message, Policy, Recipient,
-    RejectionReason, RequestKind, RequestState, Status, TransitionError, VerificationMethod,
+    RejectionReason, Relationship, RequestKind, RequestState, Status, TransitionError,
+    VerificationMethod,
 };
 use crate::clock::{due_after, extended_due, CalendarSet, Due};
 
@@ -33,6 +35,7 @@ pub fn submit(
     kind: RequestKind,
     jurisdiction: Jurisdiction,
     received_at: DateTime<Utc>,
+    representative: Option<Relationship>,
     actor: &Actor,
     ctx: &Context<'_>,
 ) -> Outcome {
@@ -54,6 +57,8 @@ pub fn submit(
         status: Status::AwaitingVerification,
         received_at,
         verified_at: None,
+        verified_methods: Vec::new(),
+        representative,
         due,
         acknowledge_by,
         extended_at: None,
@@ -71,7 +76,7 @@ pub fn submit(
         at: ctx.now,
         from: None,
         to: state.status,
-        details: json!({ "kind": kind, "jurisdiction": jurisdiction, "received_at": received_at, "due": state.due }),
+        details: json!({ "kind": kind, "jurisdiction": jurisdiction, "received_at": received_at, "due": state.due, "representative": representative }),
     };
     Outcome {
         state,
@@ -110,28 +115,42 @@ pub fn apply(
     };
 
     match command {
-        Command::Verify { .. } => {
+        Command::Verify { method } => {
             require(&[Status::AwaitingVerification])?;
-            next.verified_at = Some(ctx.now);
-            if next.due.is_none() {
-                let due = respond_due(state.jurisdiction, ctx.now, ctx);
-                extra.insert("due".into(), json!(due));
-                next.due = Some(due);
+            if !next.verified_methods.contains(method) {
+                next.verified_methods.push(*method);
             }
-            effects.push(notify_subject(Message::Verified));
-            if ctx.policy.kind(state.kind).review_required {
-                next.status = Status::InReview;
-                effects.push(Effect::Notify {
-                    to: Recipient::Reviewers,
-                    message: Message::ReviewNeeded,
-                });
+            let requirement = ctx.policy.identity(state.kind);
+            if let Some(still) =
+                identity::missing(requirement, state.representative, &next.verified_methods)
+            {
+                // Proved in part: recorded, and the request waits for the rest.
+                extra.insert("still_needed".into(), json!(still));
             } else {
-                // Approved automatically once verified (by default, consent withdrawal).
-                next.status = Status::InProgress;
-                next.approved_at = Some(ctx.now);
-                extra.insert("auto_approved".into(), json!(true));
-                effects.push(Effect::StartFulfilment);
+                next.verified_at = Some(ctx.now);
+                if next.due.is_none() {
+                    let due = respond_due(state.jurisdiction, ctx.now, ctx);
+                    extra.insert("due".into(), json!(due));
+                    next.due = Some(due);
+                }
+                effects.push(notify_subject(Message::Verified));
+                if ctx.policy.kind(state.kind).review_required {
+                    next.status = Status::InReview;
+                    effects.push(Effect::Notify {
+                        to: Recipient::Reviewers,
+                        message: Message::ReviewNeeded,
+                    });
+                } else {
+                    // Approved automatically once verified (by default, consent withdrawal).
+                    next.status = Status::InProgress;
+                    next.approved_at = Some(ctx.now);
+                    extra.insert("auto_approved".into(), json!(true));
+                    effects.push(Effect::StartFulfilment);
+                }
             }
+        }
+        Command::VerificationFailed { .. } => {
+            require(&[Status::AwaitingVerification])?;
         }
         Command::Expire => {
             require(&[Status::AwaitingVerification])?;
@@ -359,17 +378,23 @@ fn check_permission(
             command,
             Command::Withdraw { .. } | Command::SubjectReply { .. }
         ),
-        Actor::System => matches!(
-            command,
+        // The system proves identity by codes, links and platform tokens; a staff check is
+        // staff's to record.
+        Actor::System => match command {
+            Command::Verify { method } => *method != VerificationMethod::StaffCheck,
             Command::Expire
-                | Command::Verify { .. }
-                | Command::StartFulfilment
-                | Command::Complete { .. }
-        ),
+            | Command::VerificationFailed { .. }
+            | Command::StartFulfilment
+            | Command::Complete { .. } => true,
+            _ => false,
+        },
         Actor::Staff { role, .. } => {
             role.acts()
                 && match command {
                     Command::Reject { .. } | Command::Extend { .. } => role.decides(),
+                    // Staff record the checks they made, never a code someone else received.
+                    Command::Verify { method } => *method == VerificationMethod::StaffCheck,
+                    Command::VerificationFailed { .. } => false,
                     // An agent may prepare a four-eyes request (the first approval) but never
                     // release one.
                     Command::Approve { .. } => {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::clock::CalendarSet;
-use crate::domain::{FreeText, RejectionReason, Role, VerificationMethod};
+use crate::domain::{FreeText, RejectionReason, Relationship, Role, VerificationMethod};
 
 struct World {
     policy: Policy,
@@ -61,6 +61,23 @@ fn verify() -> Command {
         method: VerificationMethod::StaffCheck,
     }
 }
+
+/// A one-time code the subject entered (the system records it).
+fn code() -> Command {
+    Command::Verify {
+        method: VerificationMethod::EmailCode,
+    }
+}
+
+/// The proofs that fully verify a request of `kind` made by the subject themselves.
+fn proof(kind: RequestKind) -> Vec<(Actor, Command)> {
+    match kind {
+        RequestKind::Deletion | RequestKind::Portability => {
+            vec![(Actor::System, code()), (agent(), verify())]
+        }
+        _ => vec![(Actor::System, code())],
+    }
+}
 fn approve() -> Command {
     Command::Approve { comment: None }
 }
@@ -96,7 +113,7 @@ fn new_request(
     j: Jurisdiction,
     received: DateTime<Utc>,
 ) -> RequestState {
-    submit(kind, j, received, &Actor::Subject, &w.ctx(received)).state
+    submit(kind, j, received, None, &Actor::Subject, &w.ctx(received)).state
 }
 
 #[test]
@@ -107,6 +124,7 @@ fn submission_starts_the_receipt_clock_but_not_the_verification_clock() {
         RequestKind::Access,
         Jurisdiction::Cn,
         t,
+        None,
         &Actor::Subject,
         &w.ctx(t),
     );
@@ -139,13 +157,78 @@ fn consent_withdrawal_is_approved_automatically_once_verified() {
     let w = World::new();
     let t = at("2026-05-06T01:00:00Z");
     let s = new_request(&w, RequestKind::ConsentWithdrawal, Jurisdiction::Cn, t);
-    let out = apply(&s, &Actor::System, &verify(), &w.ctx(t)).unwrap();
+    let out = apply(&s, &Actor::System, &code(), &w.ctx(t)).unwrap();
     assert_eq!(out.state.status, Status::InProgress);
     assert!(out.effects.contains(&Effect::StartFulfilment));
     let access = new_request(&w, RequestKind::Access, Jurisdiction::Cn, t);
-    let out = apply(&access, &Actor::System, &verify(), &w.ctx(t)).unwrap();
+    let out = apply(&access, &Actor::System, &code(), &w.ctx(t)).unwrap();
     assert_eq!(out.state.status, Status::InReview);
     assert!(!out.effects.contains(&Effect::StartFulfilment));
+}
+
+#[test]
+fn strong_kinds_and_representatives_need_the_staff_check_too() {
+    let w = World::new();
+    let t = at("2026-05-06T01:00:00Z");
+    // Deletion: a code alone is recorded but does not verify.
+    let s = new_request(&w, RequestKind::Deletion, Jurisdiction::Cn, t);
+    let half = apply(&s, &Actor::System, &code(), &w.ctx(t)).unwrap();
+    assert_eq!(half.state.status, Status::AwaitingVerification);
+    assert_eq!(half.state.verified_at, None);
+    assert_eq!(half.event.details["still_needed"], "staff_check");
+    assert!(half.effects.is_empty());
+    let full = apply(&half.state, &agent(), &verify(), &w.ctx(t)).unwrap();
+    assert_eq!(full.state.status, Status::InReview);
+    assert_eq!(
+        full.state.verified_methods,
+        vec![
+            VerificationMethod::EmailCode,
+            VerificationMethod::StaffCheck
+        ]
+    );
+    // A platform sign-in is enough on its own.
+    let p = apply(
+        &s,
+        &Actor::System,
+        &Command::Verify {
+            method: VerificationMethod::PlatformToken,
+        },
+        &w.ctx(t),
+    )
+    .unwrap();
+    assert_eq!(p.state.status, Status::InReview);
+    // A guardian's request needs the staff check whatever the kind.
+    let g = submit(
+        RequestKind::Access,
+        Jurisdiction::Cn,
+        t,
+        Some(Relationship::Guardian),
+        &Actor::Subject,
+        &w.ctx(t),
+    )
+    .state;
+    let half = apply(&g, &Actor::System, &code(), &w.ctx(t)).unwrap();
+    assert_eq!(half.state.status, Status::AwaitingVerification);
+    let full = apply(&half.state, &agent(), &verify(), &w.ctx(t)).unwrap();
+    assert_eq!(full.state.status, Status::InReview);
+    // Staff record checks, never codes; the system never records a staff check.
+    assert!(apply(&s, &agent(), &code(), &w.ctx(t))
+        .unwrap_err()
+        .is_permission());
+    assert!(apply(&s, &Actor::System, &verify(), &w.ctx(t))
+        .unwrap_err()
+        .is_permission());
+    // A failed attempt is recorded and changes nothing else.
+    let failed = Command::VerificationFailed {
+        method: VerificationMethod::EmailCode,
+        failure: crate::domain::VerificationFailure::WrongCode,
+    };
+    let out = apply(&s, &Actor::System, &failed, &w.ctx(t)).unwrap();
+    assert_eq!(
+        (out.state.status, out.state.version),
+        (Status::AwaitingVerification, s.version + 1)
+    );
+    assert_eq!(out.event.details["failure"], "wrong_code");
 }
 
 #[test]
@@ -329,7 +412,7 @@ fn deletion_and_portability_need_two_different_approvers() {
             &w,
             new_request(&w, kind, Jurisdiction::Cn, t),
             t,
-            &[(agent(), verify())],
+            &proof(kind),
         );
         let first = apply(&s, &agent(), &approve(), &w.ctx(t)).unwrap();
         assert_eq!(first.state.status, Status::InReview);
@@ -408,14 +491,14 @@ fn expiry_waits_for_the_verification_window() {
         &s,
         &Actor::System,
         &Command::Expire,
-        &w.ctx(t + Duration::days(29)),
+        &w.ctx(t + Duration::days(6)),
     );
     assert_eq!(early.unwrap_err().code(), "verification_window_open");
     let out = apply(
         &s,
         &Actor::System,
         &Command::Expire,
-        &w.ctx(t + Duration::days(30)),
+        &w.ctx(t + Duration::days(7)),
     )
     .unwrap();
     assert_eq!(out.state.status, Status::Expired);
@@ -543,6 +626,11 @@ fn command(i: usize) -> Command {
         8 => Command::StartFulfilment,
         9 => complete(),
         10 => Command::Withdraw { reason: None },
+        11 => code(),
+        12 => Command::VerificationFailed {
+            method: VerificationMethod::SmsCode,
+            failure: crate::domain::VerificationFailure::WrongCode,
+        },
         _ => Command::Note { text: text("n") },
     }
 }
@@ -555,11 +643,13 @@ proptest! {
         kind in 0..RequestKind::ALL.len(),
         jurisdiction in 0..Jurisdiction::ALL.len(),
         start_day in 0i64..400,
-        steps in proptest::collection::vec((0usize..7, 0usize..12, 0i64..(24 * 12)), 1..40),
+        rep in 0usize..3,
+        steps in proptest::collection::vec((0usize..7, 0usize..14, 0i64..(24 * 12)), 1..40),
     ) {
         let w = World::new();
         let mut now = at("2026-01-01T00:00:00Z") + Duration::days(start_day);
-        let first = submit(RequestKind::ALL[kind], Jurisdiction::ALL[jurisdiction], now, &Actor::Subject, &w.ctx(now));
+        let representative = [None, Some(Relationship::Guardian), Some(Relationship::Agent)][rep];
+        let first = submit(RequestKind::ALL[kind], Jurisdiction::ALL[jurisdiction], now, representative, &Actor::Subject, &w.ctx(now));
         let mut state = first.state;
         let mut trail = vec![first.event];
         let actors = actors();

@@ -9,7 +9,7 @@ use crate::domain::{Event, Locale, Message, Policy, RejectionReason};
 use crate::storage::rows::StoredRequest;
 
 /// The names every template may use; a test checks templates use no others.
-pub const VARIABLES: [&str; 22] = [
+pub const VARIABLES: [&str; 23] = [
     "app_name",
     "base_url",
     "reference",
@@ -32,6 +32,7 @@ pub const VARIABLES: [&str; 22] = [
     "minutes_valid",
     "working_days_left",
     "lift_date",
+    "magic_link",
 ];
 
 /// Where links point and how the product names itself.
@@ -103,6 +104,7 @@ pub fn build(
         "minutes_valid": null,
         "working_days_left": null,
         "lift_date": null,
+        "magic_link": null,
     });
     if let Some(map) = ctx.as_object_mut() {
         for (k, v) in extra {

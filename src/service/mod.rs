@@ -3,6 +3,7 @@
 
 pub mod requests;
 pub mod staff;
+pub mod verification;
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::auth::TokenKeys;
 use crate::clock::CalendarSet;
+use crate::config::VerificationConfig;
 use crate::domain::{Context, Policy, TransitionError};
 use crate::storage::{Database, StoreError};
 
@@ -24,6 +26,17 @@ struct Inner {
     policy: Policy,
     calendars: CalendarSet,
     tokens: TokenKeys,
+    verification: VerificationConfig,
+    platform: Option<verification::PlatformVerifier>,
+    public_url: String,
+}
+
+/// What the identity checks need besides the database: limits, the platform's key, and the
+/// address links in messages point at.
+pub struct IdentitySettings {
+    pub verification: VerificationConfig,
+    pub platform: Option<verification::PlatformVerifier>,
+    pub public_url: String,
 }
 
 impl Services {
@@ -32,15 +45,36 @@ impl Services {
         policy: Policy,
         calendars: CalendarSet,
         tokens: TokenKeys,
+        identity: IdentitySettings,
     ) -> Services {
+        let IdentitySettings {
+            verification,
+            platform,
+            public_url,
+        } = identity;
         Services {
             inner: Arc::new(Inner {
                 db,
                 policy,
                 calendars,
                 tokens,
+                verification,
+                platform,
+                public_url,
             }),
         }
+    }
+
+    pub fn verification(&self) -> &VerificationConfig {
+        &self.inner.verification
+    }
+
+    pub fn platform(&self) -> Option<&verification::PlatformVerifier> {
+        self.inner.platform.as_ref()
+    }
+
+    pub fn public_url(&self) -> &str {
+        self.inner.public_url.trim_end_matches('/')
     }
 
     pub fn db(&self) -> &Database {
@@ -99,6 +133,18 @@ pub enum ServiceError {
     Unauthenticated,
     #[error("the subject token does not match this request")]
     WrongSubjectToken,
+    #[error("the code is wrong")]
+    WrongCode { attempts_left: Option<i32> },
+    #[error("the code has expired")]
+    CodeExpired,
+    #[error("too many wrong codes; ask for a new one")]
+    ChallengeLocked,
+    #[error("the link is invalid, expired or used")]
+    BadLink,
+    #[error("the platform token is invalid")]
+    BadPlatformToken,
+    #[error("a new code can be sent in {retry_after} s")]
+    TooSoon { retry_after: i64 },
     #[error(transparent)]
     Store(StoreError),
     #[error("internal error: {0}")]

@@ -5,8 +5,8 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use super::{ServiceError, Services};
 use crate::auth::subject_token;
 use crate::domain::{
-    self, Actor, Channel, Command, Jurisdiction, Locale, Reference, RequestDetails, RequestKind,
-    Role, Status, SubjectContact,
+    self, Actor, Channel, Command, Jurisdiction, Locale, Reference, Relationship, RequestDetails,
+    RequestKind, Role, Status, SubjectContact,
 };
 use crate::storage::requests::{self as store, ListFilter};
 use crate::storage::rows::StoredRequest;
@@ -23,6 +23,10 @@ pub struct NewRequest {
     pub channel: Channel,
     /// For requests logged by staff: when it really arrived. None: now.
     pub received_at: Option<DateTime<Utc>>,
+    /// Someone acting for the subject (guardian, relative, agent), if so.
+    pub representative: Option<Relationship>,
+    /// The platform account, when the request came with a token the platform signed.
+    pub platform_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +54,7 @@ pub fn submit(
         new.kind,
         new.jurisdiction,
         received_at,
+        new.representative,
         actor,
         &s.context(now),
     );
@@ -66,6 +71,7 @@ pub fn submit(
             contact: new.contact.clone(),
             details: new.details.to_json(),
             subject_token_hash: subject_token::digest(&token),
+            platform_user_id: new.platform_user_id.clone(),
             created_at: now,
             updated_at: now,
         };
@@ -90,17 +96,34 @@ pub fn get(s: &Services, id: &str) -> Result<StoredRequest, ServiceError> {
     Ok(store::find_by_id(&mut *s.db().conn()?, id)?)
 }
 
-/// The request a subject names by reference, if the token they hold is the one issued for it.
-/// Unknown reference and wrong token give the same answer, so neither can be probed.
+/// How a subject proves they may see a request.
+#[derive(Debug, Clone)]
+pub enum SubjectCredential {
+    /// A session opened by a code, a magic link or a platform sign-in.
+    Session(String),
+    /// STOP-GAP: the token handed out on submission (see `auth::subject_token`), until every
+    /// client verifies.
+    Receipt(String),
+}
+
+/// The request a subject names by reference, if their credential opens it. Unknown reference
+/// and wrong credential give the same answer, so neither can be probed.
 pub fn get_for_subject(
     s: &Services,
     reference: &Reference,
-    token: &str,
+    credential: &SubjectCredential,
 ) -> Result<StoredRequest, ServiceError> {
-    match store::find_by_reference(&mut *s.db().conn()?, reference) {
-        Ok(r) if subject_token::matches(token, &r.subject_token_hash) => Ok(r),
-        Ok(_) | Err(StoreError::NotFound) => Err(ServiceError::NotFound),
-        Err(e) => Err(e.into()),
+    match credential {
+        SubjectCredential::Session(token) => {
+            super::verification::session_request(s, token, reference, super::now())
+        }
+        SubjectCredential::Receipt(token) => {
+            match store::find_by_reference(&mut *s.db().conn()?, reference) {
+                Ok(r) if subject_token::matches(token, &r.subject_token_hash) => Ok(r),
+                Ok(_) | Err(StoreError::NotFound) => Err(ServiceError::NotFound),
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 
@@ -162,15 +185,15 @@ pub fn act(
     Err(ServiceError::Busy)
 }
 
-/// A subject's command on their own request (withdraw, reply), guarded by the subject token.
+/// A subject's command on their own request (withdraw, reply), guarded by their credential.
 pub fn subject_act(
     s: &Services,
     reference: &Reference,
-    token: &str,
+    credential: &SubjectCredential,
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<StoredRequest, ServiceError> {
-    let request = get_for_subject(s, reference, token)?;
+    let request = get_for_subject(s, reference, credential)?;
     act(s, &request.id, &Actor::Subject, command, None, now)
 }
 

@@ -9,6 +9,7 @@ pub mod requests;
 pub mod rows;
 pub mod schema;
 pub mod staff;
+pub mod verification;
 
 pub use db::{Backend, Database, DbConnection};
 

@@ -10,6 +10,7 @@ use super::{from_db_time, to_db_time, StoreError};
 use crate::clock::{ClockWarning, Due};
 use crate::domain::{
     Actor, Channel, Event, Locale, Reference, RequestState, Role, Status, SubjectContact,
+    VerificationMethod,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -44,6 +45,9 @@ pub struct RequestRow {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub verified_methods: String,
+    pub representative: Option<String>,
+    pub platform_user_id: Option<String>,
 }
 
 /// The columns the workflow changes; `None` writes NULL (an unassigned request has no
@@ -67,6 +71,16 @@ pub struct StateChanges {
     pub rejection_reason: Option<String>,
     pub version: i64,
     pub updated_at: NaiveDateTime,
+    pub verified_methods: String,
+}
+
+/// Verification methods as stored: their names, comma-separated, in the order proved.
+fn methods_text(methods: &[VerificationMethod]) -> String {
+    methods
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl StateChanges {
@@ -89,6 +103,7 @@ impl StateChanges {
             rejection_reason: s.rejection.map(|r| r.as_str().to_owned()),
             version: s.version,
             updated_at: to_db_time(now),
+            verified_methods: methods_text(&s.verified_methods),
         }
     }
 }
@@ -109,6 +124,8 @@ pub struct StoredRequest {
     pub contact: SubjectContact,
     pub details: serde_json::Value,
     pub subject_token_hash: String,
+    /// The platform account the request is bound to, when it came signed by the platform.
+    pub platform_user_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -158,6 +175,13 @@ impl TryFrom<RequestRow> for StoredRequest {
             closed_at: row.closed_at.map(from_db_time),
             rejection: row.rejection_reason.as_deref().map(parse).transpose()?,
             version: row.version,
+            verified_methods: row
+                .verified_methods
+                .split(',')
+                .filter(|m| !m.is_empty())
+                .map(parse)
+                .collect::<Result<_, _>>()?,
+            representative: row.representative.as_deref().map(parse).transpose()?,
         };
         let contact = SubjectContact::new(
             row.subject_name.as_deref(),
@@ -174,6 +198,7 @@ impl TryFrom<RequestRow> for StoredRequest {
             contact,
             details: serde_json::from_str(&row.details).map_err(StoreError::corrupt)?,
             subject_token_hash: row.subject_token_hash,
+            platform_user_id: row.platform_user_id,
             created_at: from_db_time(row.created_at),
             updated_at: from_db_time(row.updated_at),
         })
@@ -213,6 +238,9 @@ impl StoredRequest {
             version: c.version,
             created_at: to_db_time(self.created_at),
             updated_at: c.updated_at,
+            verified_methods: c.verified_methods,
+            representative: self.state.representative.map(|r| r.as_str().to_owned()),
+            platform_user_id: self.platform_user_id.clone(),
         }
     }
 }

@@ -44,6 +44,9 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        verified_methods -> Text,
+        representative -> Nullable<Text>,
+        platform_user_id -> Nullable<Text>,
     }
 }
 
@@ -103,6 +106,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    verification_challenges (id) {
+        id -> Text,
+        request_id -> Text,
+        channel -> Text,
+        code_hash -> Text,
+        expires_at -> Timestamp,
+        attempts -> Integer,
+        locked_at -> Nullable<Timestamp>,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subject_sessions (id) {
+        id -> Text,
+        request_id -> Text,
+        method -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(request_events -> requests (request_id));
 diesel::joinable!(outbox -> requests (request_id));
 diesel::joinable!(inbox_messages -> requests (request_id));
@@ -112,5 +140,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     request_events,
     outbox,
     inbox_messages,
-    reminders_sent
+    reminders_sent,
+    verification_challenges,
+    subject_sessions
 );

@@ -154,6 +154,28 @@ impl From<ServiceError> for ApiError {
             S::DuplicateStaff => ApiError::new(StatusCode::CONFLICT, "duplicate_staff", "该邮箱的工作人员账号已存在", "A staff member with this email exists already"),
             S::Unauthenticated => ApiError::unauthorized(),
             S::WrongSubjectToken => ApiError::not_found(),
+            S::WrongCode { attempts_left } => {
+                let (zh, en) = match attempts_left {
+                    Some(n) => (format!("验证码不正确，还可以再试 {n} 次"), format!("The code is wrong; {n} tries left")),
+                    None => ("验证码不正确".to_owned(), "The code is wrong".to_owned()),
+                };
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_code", zh, en)
+            }
+            S::CodeExpired => ApiError::new(StatusCode::UNAUTHORIZED, "code_expired", "验证码已过期，请重新获取", "The code has expired; ask for a new one"),
+            S::ChallengeLocked => ApiError::new(
+                StatusCode::LOCKED,
+                "challenge_locked",
+                "验证码错误次数过多，已被锁定，请重新获取验证码",
+                "Too many wrong codes; this code is locked. Ask for a new one",
+            ),
+            S::BadLink => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_link", "该链接无效、已过期或已被使用", "The link is invalid, expired or already used"),
+            S::BadPlatformToken => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_platform_token", "平台登录凭证无效或已过期", "The platform sign-in token is invalid or expired"),
+            S::TooSoon { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_soon",
+                format!("请在 {retry_after} 秒后再获取新的验证码"),
+                format!("A new code can be sent in {retry_after} s"),
+            ),
             S::Store(crate::storage::StoreError::Unavailable(_)) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -9,6 +9,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use super::error::{blocking, ApiError};
 use crate::domain::{Actor, Locale};
+use crate::service::requests::SubjectCredential;
 use crate::service::{staff, Services};
 
 /// The language to answer in, from `Accept-Language` (Chinese when absent or unsupported).
@@ -56,27 +57,33 @@ impl FromRequest for StaffActor {
     }
 }
 
-/// The stop-gap subject token from `X-Subject-Token` (see `auth::subject_token`).
+/// The subject's credential: `Authorization: Bearer <session>`, or (stop-gap, until every
+/// client verifies) the receipt token in `X-Subject-Token`.
 #[derive(Debug, Clone)]
-pub struct SubjectToken(pub String);
+pub struct SubjectToken(pub SubjectCredential);
 
 impl FromRequest for SubjectToken {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(|t| SubjectToken(t.trim().to_owned()))
-            .filter(|t| !t.0.is_empty());
-        ready(token.ok_or_else(|| {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+        };
+        let session = header(header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| SubjectCredential::Session(t.trim().to_owned()));
+        let receipt = header("x-subject-token").map(|t| SubjectCredential::Receipt(t.to_owned()));
+        ready(session.or(receipt).map(SubjectToken).ok_or_else(|| {
             ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,
-                "subject_token_required",
-                "请提供提交请求时获得的凭证（X-Subject-Token）",
-                "Send the token you received on submission (X-Subject-Token)",
+                "subject_auth_required",
+                "请先验证身份（输入验证码或使用邮件中的链接）后再查看请求",
+                "Verify your identity first (enter the code or use the link we sent) to see this request",
             )
         }))
     }

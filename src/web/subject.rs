@@ -1,7 +1,7 @@
 //! The subject's side of the API: submit a request, follow it, reply, withdraw.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -10,7 +10,8 @@ use super::extract::{RequestLocale, SubjectToken};
 use super::submission::SubmitBody;
 use super::views::{due_view, kind_view, status_view, subject_view, SubjectRequestView};
 use crate::domain::{allowed_commands, Actor, Channel, Command, FreeText, Locale, Reference};
-use crate::service::{now, requests, ServiceError, Services};
+use crate::service::requests::SubjectCredential;
+use crate::service::{now, requests, verification, ServiceError, Services};
 use crate::storage::rows::StoredRequest;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -18,11 +19,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/requests/{reference}", web::get().to(show))
         .route("/requests/{reference}/withdraw", web::post().to(withdraw))
         .route("/requests/{reference}/reply", web::post().to(reply))
-        .route("/requests/{reference}/messages", web::get().to(messages));
+        .route("/requests/{reference}/messages", web::get().to(messages))
+        .route(
+            "/requests/{reference}/verification",
+            web::post().to(verify_code),
+        )
+        .route(
+            "/requests/{reference}/verification/resend",
+            web::post().to(resend_code),
+        )
+        .route("/verification/magic-link", web::post().to(magic_link))
+        .route("/session", web::delete().to(sign_out));
 }
 
 #[tracing::instrument(skip_all)]
 async fn submit(
+    req: HttpRequest,
     s: web::Data<Services>,
     body: web::Json<SubmitBody>,
     lang: RequestLocale,
@@ -35,12 +47,44 @@ async fn submit(
             "received_at and channel are for requests logged by staff",
         ));
     }
-    let new = body.parse(lang.0, Channel::Online)?;
+    let mut new = body.parse(lang.0, Channel::Online)?;
+    // A user already signed in to the platform arrives with a token the platform signed.
+    let platform_token = req
+        .headers()
+        .get("x-platform-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(token) = &platform_token {
+        let verifier = s.platform().ok_or_else(|| {
+            ApiError::invalid(
+                "platform_not_configured",
+                "本服务未启用平台登录",
+                "Platform sign-in is not configured here",
+            )
+        })?;
+        new.platform_user_id = Some(verifier.user_id(token)?);
+    }
     let locale = new.locale;
     let services = s.clone();
-    let submitted =
-        blocking(move || requests::submit(&services, new, &Actor::Subject, now())).await?;
-    let r = &submitted.request;
+    let (submitted, verification, session) = blocking(move || {
+        let at = now();
+        let submitted = requests::submit(&services, new, &Actor::Subject, at)?;
+        if submitted.request.platform_user_id.is_some() {
+            let session = verification::prove_platform(&services, submitted.request.clone(), at)?;
+            let status = if session.request.state.verified_at.is_some() { "verified" } else { "staff_check_needed" };
+            return Ok((submitted, json!({ "status": status, "method": "platform_token" }), Some(session)));
+        }
+        let verification = match verification::send_code(&services, &submitted.request, at) {
+            Ok(channel) => json!({ "status": "code_sent", "channel": channel.as_str(), "expires_in": services.verification().code_minutes * 60 }),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not send the first verification code");
+                json!({ "status": "code_not_sent" })
+            }
+        };
+        Ok((submitted, verification, None))
+    })
+    .await?;
+    let r = session.as_ref().map_or(&submitted.request, |s| &s.request);
     let location = format!("/api/v1/requests/{}", r.reference);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location.clone()))
@@ -52,9 +96,104 @@ async fn submit(
             "received_at": r.state.received_at,
             "due": r.state.due.as_ref().map(|d| due_view(d, locale)),
             "acknowledge_by": r.state.acknowledge_by.as_ref().map(|d| due_view(d, locale)),
+            "verification": verification,
+            "session": session.as_ref().map(|s| json!({ "token": s.token, "expires_at": s.expires_at })),
             "subject_token": submitted.subject_token,
             "links": { "self": location },
         })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+/// A one-time code: verifies the request (if it still waits) and opens a session.
+#[tracing::instrument(skip_all)]
+async fn verify_code(
+    s: web::Data<Services>,
+    path: web::Path<String>,
+    body: web::Json<CodeBody>,
+    lang: RequestLocale,
+) -> Result<HttpResponse, ApiError> {
+    // An ill-formed reference is answered like a wrong code, so nothing can be probed.
+    let reference = Reference::parse(&path).map_err(|_| {
+        ApiError::from(ServiceError::WrongCode {
+            attempts_left: None,
+        })
+    })?;
+    let code = body.into_inner().code;
+    let services = s.clone();
+    let (session, view) = blocking(move || {
+        let session = verification::verify_code(&services, &reference, &code, now())?;
+        let view = detail(&services, &session.request, lang.0)?;
+        Ok((session, view))
+    })
+    .await?;
+    Ok(session_response(&session, view))
+}
+
+/// Sends a new code. Always 202, known reference or not; at most one code a minute is sent.
+#[tracing::instrument(skip_all)]
+async fn resend_code(
+    s: web::Data<Services>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let services = s.clone();
+    let wait = s.verification().resend_seconds;
+    if let Ok(reference) = Reference::parse(&path) {
+        blocking(
+            move || match verification::resend_code(&services, &reference, now()) {
+                Err(ServiceError::TooSoon { .. }) => Ok(()),
+                other => other,
+            },
+        )
+        .await?;
+    }
+    Ok(HttpResponse::Accepted()
+        .json(json!({ "status": "sent_if_known", "resend_after_seconds": wait })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    token: String,
+}
+
+/// The magic link from the code email: verifies once and opens a session.
+#[tracing::instrument(skip_all)]
+async fn magic_link(
+    s: web::Data<Services>,
+    body: web::Json<LinkBody>,
+    lang: RequestLocale,
+) -> Result<HttpResponse, ApiError> {
+    let token = body.into_inner().token;
+    let services = s.clone();
+    let (session, view) = blocking(move || {
+        let session = verification::verify_magic_link(&services, &token, now())?;
+        let view = detail(&services, &session.request, lang.0)?;
+        Ok((session, view))
+    })
+    .await?;
+    Ok(session_response(&session, view))
+}
+
+fn session_response(session: &verification::Session, view: SubjectRequestView) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "session": { "token": session.token, "expires_at": session.expires_at },
+        "request": view,
+    }))
+}
+
+/// Ends the session in `Authorization` (sign out).
+#[tracing::instrument(skip_all)]
+async fn sign_out(s: web::Data<Services>, token: SubjectToken) -> Result<HttpResponse, ApiError> {
+    if let SubjectCredential::Session(t) = token.0 {
+        let services = s.clone();
+        blocking(move || verification::close_session(&services, &t, now())).await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The request as its subject sees it, with what they may do now.

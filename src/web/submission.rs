@@ -1,12 +1,13 @@
 //! The submission body, shared by the subject's and the staff's "new request" routes, and its
 //! parsing into a domain `NewRequest` with one error code per kind of mistake.
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::domain::{
-    Channel, ContactError, Jurisdiction, Locale, RequestDetails, RequestKind, SubjectContact,
+    Channel, ContactError, Jurisdiction, Locale, Relationship, RequestDetails, RequestKind,
+    SubjectContact,
 };
 use crate::service::requests::NewRequest;
 
@@ -27,6 +28,10 @@ pub struct SubmitBody {
     /// Staff only: phone, letter, email, in_person.
     #[serde(default)]
     pub channel: Option<String>,
+    /// Someone acting for the subject: `guardian` (of a minor under 14), `relative` (of a
+    /// deceased person), `agent`. Such requests always need a staff check.
+    #[serde(default)]
+    pub representative: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +43,18 @@ pub struct SubjectBody {
     pub email: Option<String>,
     #[serde(default)]
     pub phone: Option<String>,
+    /// Only to tell whether the subject is under 14 (who must act through a guardian); it is
+    /// not stored.
+    #[serde(default)]
+    pub birth_date: Option<NaiveDate>,
+}
+
+/// Under 14 on `today`: PIPL Art. 28 counts their data as sensitive and Art. 31 asks for a
+/// guardian (policy 八).
+pub fn is_minor(birth: NaiveDate, today: NaiveDate) -> bool {
+    birth
+        .checked_add_months(chrono::Months::new(14 * 12))
+        .is_none_or(|fourteenth| today < fourteenth)
 }
 
 impl SubmitBody {
@@ -85,7 +102,31 @@ impl SubmitBody {
                 ),
             )
         })?;
+        let representative = match self.representative.as_deref() {
+            None => None,
+            Some(r) => Some(r.parse::<Relationship>().map_err(|_| {
+                ApiError::invalid(
+                    "invalid_representative",
+                    "代理关系必须是 guardian（监护人）、relative（近亲属）或 agent（受托人）",
+                    "representative must be guardian, relative or agent",
+                )
+            })?),
+        };
+        let today = Utc::now()
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .date_naive();
+        if self.subject.birth_date.is_some_and(|b| is_minor(b, today))
+            && representative != Some(Relationship::Guardian)
+        {
+            return Err(ApiError::invalid(
+                "minor_needs_guardian",
+                "不满十四周岁的未成年人需由监护人代为提出请求：请由监护人填写，并注明代理关系为监护人（guardian）",
+                "A child under 14 cannot make this request alone: a guardian must make it for them (representative: guardian)",
+            ));
+        }
         Ok(NewRequest {
+            representative,
+            platform_user_id: None,
             kind,
             jurisdiction,
             contact,

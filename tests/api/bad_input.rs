@@ -27,7 +27,10 @@ async fn a_disallowed_command_gets_409_and_changes_nothing(app: TestApp) {
     let before = app.find(&admin, &sub.reference).await;
     let id = before["id"].as_str().unwrap().to_owned();
     let queued = outbox_len(&app, &id).await;
-    assert_eq!(queued, 1, "the submission queued one notification");
+    assert_eq!(
+        queued, 2,
+        "the submission queued two notifications: received, and the verification code"
+    );
 
     for command in [
         json!({ "command": "complete", "summary": "done" }),
@@ -208,7 +211,7 @@ async fn subjects_need_the_right_token_and_reference(app: TestApp) {
         .unwrap();
     assert_eq!(
         error_code(res).await,
-        (StatusCode::UNAUTHORIZED, "subject_token_required".into())
+        (StatusCode::UNAUTHORIZED, "subject_auth_required".into())
     );
     // Someone else's token, an unknown reference and garbage all look the same: not found.
     for (reference, token) in [

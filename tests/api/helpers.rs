@@ -373,6 +373,44 @@ impl TestApp {
         self.staff_get(token, &id).await
     }
 
+    /// The newest verification code sent for `reference`, read from the file mail transport
+    /// the way a person would read their mailbox (waits for the worker to write it).
+    pub async fn code_for(&self, reference: &str) -> String {
+        let dir = self.data_dir().join("mail");
+        let reference = reference.to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mails = rightsflow::notifications::mail::DevMail::read_all(&dir);
+            let code = mails
+                .iter()
+                .filter(|m| m.subject.contains(&reference))
+                .find_map(|m| code_in(&m.text));
+            if let Some(code) = code {
+                return code;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no verification code arrived for {reference}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Verifies `reference` with the code from the mailbox; returns the session token.
+    pub async fn verify_by_code(&self, reference: &str) -> String {
+        let code = self.code_for(reference).await;
+        let res = self
+            .post_json(
+                &format!("/api/v1/requests/{reference}/verification"),
+                &json!({ "code": code }),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "verifying {reference}");
+        let body: Value = res.json().await.unwrap();
+        body["session"]["token"].as_str().unwrap().to_owned()
+    }
+
     /// The staff-side id of the request with this reference.
     pub async fn id_of(&self, token: &str, reference: &str) -> String {
         self.find(token, reference).await["id"]
@@ -422,6 +460,14 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{command} → {body}");
         body
     }
+}
+
+/// The one-time code in a message body: a line of exactly six digits.
+pub fn code_in(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
 }
 
 /// Reads an error response and returns its code, checking the one error shape.

@@ -37,13 +37,23 @@ async fn every_kind_reaches_completed(app: TestApp) {
         assert!(sub.body["due"].is_null());
         let id = app.id_of(&agent, &sub.reference).await;
 
-        let verified = app
-            .act_ok(
-                &agent,
-                &id,
-                json!({ "command": "verify", "method": "staff_check" }),
-            )
-            .await;
+        // The subject enters the code they were sent.
+        app.verify_by_code(&sub.reference).await;
+        let mut verified = app.staff_get(&agent, &id).await;
+        if matches!(kind, "deletion" | "portability") {
+            // A code alone is not enough to delete or export: staff check the evidence too.
+            assert_eq!(
+                verified["status"]["code"], "awaiting_verification",
+                "{kind}"
+            );
+            verified = app
+                .act_ok(
+                    &agent,
+                    &id,
+                    json!({ "command": "verify", "method": "staff_check" }),
+                )
+                .await;
+        }
         assert!(
             verified["due"]["date"].is_string(),
             "verification starts the clock"
@@ -382,6 +392,7 @@ async fn four_eyes_needs_a_different_second_approver(app: TestApp) {
     let (_, reviewer2) = app.staff("reviewer2", Role::Reviewer).await;
     let sub = app.submit("deletion", "cn").await;
     let id = app.id_of(&reviewer, &sub.reference).await;
+    app.verify_by_code(&sub.reference).await;
     app.act_ok(
         &reviewer,
         &id,

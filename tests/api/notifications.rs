@@ -122,9 +122,28 @@ async fn a_journey_reaches_the_subject_in_english_and_staff_in_chinese(
                 "subject": { "name": "Anna Schmidt", "email": anna }, "details": { "categories": ["orders"], "format": "json" } }),
     )
     .await;
-    let mails = sink.wait_to(anna, 1, 10).await;
-    let text = check(&mails[0], &reference, false);
+    // "Received", then the verification code: Anna enters it.
+    let mails = sink.wait_to(anna, 2, 10).await;
+    let text = check(
+        with_text(&mails, "We have received your personal information request"),
+        &reference,
+        false,
+    );
     assert!(text.contains("Anna Schmidt"), "greets by name: {text}");
+    let code_mail = mails
+        .iter()
+        .find(|m| m.subject().contains("verification code"))
+        .expect("a code email");
+    let code =
+        crate::helpers::code_in(&check(code_mail, &reference, false)).expect("a six-digit code");
+    let res = app
+        .post_json(
+            &format!("/api/v1/requests/{reference}/verification"),
+            &json!({ "code": code }),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
     let id = app.id_of(&agent, &reference).await;
 
     let admin = app.admin_token().await;
@@ -143,7 +162,7 @@ async fn a_journey_reaches_the_subject_in_english_and_staff_in_chinese(
         json!({ "command": "verify", "method": "staff_check" }),
     )
     .await;
-    sink.wait_to(anna, 2, 10).await;
+    sink.wait_to(anna, 3, 10).await;
     for decider in ["reviewer@rightsflow.test", ADMIN_EMAIL] {
         let review = sink.wait_to(decider, 1, 10).await;
         check(&review[0], &reference, true);
@@ -155,8 +174,8 @@ async fn a_journey_reaches_the_subject_in_english_and_staff_in_chinese(
         json!({ "command": "request_info", "question": "Which of your two accounts do you mean?" }),
     )
     .await;
-    let mails = sink.wait_to(anna, 3, 10).await;
-    let text = check(&mails[2], &reference, false);
+    let mails = sink.wait_to(anna, 4, 10).await;
+    let text = check(&mails[3], &reference, false);
     assert!(
         text.contains("Which of your two accounts do you mean?"),
         "{text}"
@@ -179,8 +198,8 @@ async fn a_journey_reaches_the_subject_in_english_and_staff_in_chinese(
         json!({ "command": "extend", "reason": "Several systems hold your orders" }),
     )
     .await;
-    let mails = sink.wait_to(anna, 4, 10).await;
-    let text = check(&mails[3], &reference, false);
+    let mails = sink.wait_to(anna, 5, 10).await;
+    let text = check(&mails[4], &reference, false);
     let view = app.staff_get(&agent, &id).await;
     assert!(text.contains("Several systems hold your orders"), "{text}");
     assert!(
@@ -195,25 +214,25 @@ async fn a_journey_reaches_the_subject_in_english_and_staff_in_chinese(
     check(&second[1], &reference, true);
     app.act_ok(&reviewer, &id, json!({ "command": "approve" }))
         .await;
-    sink.wait_to(anna, 5, 10).await;
+    sink.wait_to(anna, 6, 10).await;
     app.act_ok(
         &agent,
         &id,
         json!({ "command": "complete", "summary": "Your export is ready to download." }),
     )
     .await;
-    let mails = sink.wait_to(anna, 6, 10).await;
-    let text = check(&mails[5], &reference, false);
+    let mails = sink.wait_to(anna, 7, 10).await;
+    let text = check(&mails[6], &reference, false);
     assert!(text.contains("Your export is ready to download."), "{text}");
 
     let ids: std::collections::HashSet<String> = mails.iter().map(Received::message_id).collect();
     assert_eq!(
         ids.len(),
-        6,
-        "six different messages, each with its own Message-ID"
+        7,
+        "seven different messages, each with its own Message-ID"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.to(anna).len(), 6, "and no message twice");
+    assert_eq!(sink.to(anna).len(), 7, "and no message twice");
 }
 mail_test!(a_journey_reaches_the_subject_in_english_and_staff_in_chinese);
 
@@ -234,7 +253,7 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
     app.act_ok(&admin, &id, json!({ "command": "approve" }))
         .await;
     app.act_ok(&admin, &id, json!({ "command": "complete", "summary": "经核查，您十月的来信已于十一月二日处理完毕，对延误深表歉意。" })).await;
-    let mails = sink.wait_to(&person(1), 4, 10).await;
+    let mails = sink.wait_to(&person(1), 5, 10).await;
     let text = check(with_text(&mails, "对延误深表歉意"), &complaint, true);
     assert!(text.contains("对延误深表歉意"), "{text}");
     assert!(text.contains("法院"), "names the courts: {text}");
@@ -249,7 +268,7 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
     )
     .await;
     app.act_ok(&admin, &id, json!({ "command": "reject", "reason": "no_data_held", "explanation": "系统中没有与该邮箱关联的账户。" })).await;
-    let mails = sink.wait_to(&person(2), 3, 10).await;
+    let mails = sink.wait_to(&person(2), 4, 10).await;
     let text = check(
         with_text(&mails, "系统中没有与该邮箱关联的账户。"),
         &access,
@@ -283,7 +302,7 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
         id
     };
     assert!(!sub_token.is_empty());
-    let mails = sink.wait_to(&person(3), 2, 10).await;
+    let mails = sink.wait_to(&person(3), 3, 10).await;
     mails.iter().for_each(|m| drop(check(m, &correction, true)));
     let staff = sink.wait_to("agent@rightsflow.test", 2, 10).await;
     staff.iter().for_each(|m| drop(check(m, &correction, true)));
@@ -322,7 +341,7 @@ async fn in_site_messages_keep_what_the_subject_was_told(app: TestApp, sink: Smt
         json!({ "command": "verify", "method": "staff_check" }),
     )
     .await;
-    sink.wait_to("li.lei@example.com", 2, 10).await;
+    sink.wait_to("li.lei@example.com", 3, 10).await;
     let res = app
         .client
         .get(app.url(&format!("/api/v1/requests/{}/messages", sub.reference)))

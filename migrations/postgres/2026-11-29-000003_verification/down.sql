@@ -1,0 +1,5 @@
+DROP TABLE subject_sessions;
+DROP TABLE verification_challenges;
+ALTER TABLE requests DROP COLUMN platform_user_id;
+ALTER TABLE requests DROP COLUMN representative;
+ALTER TABLE requests DROP COLUMN verified_methods;

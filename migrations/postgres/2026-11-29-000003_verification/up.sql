@@ -1,0 +1,31 @@
+-- Identity verification: the methods a request was verified by, who acts for whom, one-time
+-- codes and magic links (stored only as keyed hashes), and revocable subject sessions.
+
+ALTER TABLE requests ADD COLUMN verified_methods TEXT NOT NULL DEFAULT '';
+-- guardian | relative | agent when someone acts for the subject; NULL when they act themselves.
+ALTER TABLE requests ADD COLUMN representative TEXT;
+-- Set when the request came with a token the platform signed (bound to that account).
+ALTER TABLE requests ADD COLUMN platform_user_id TEXT;
+
+CREATE TABLE verification_challenges (
+    id TEXT PRIMARY KEY NOT NULL,
+    request_id TEXT NOT NULL REFERENCES requests (id),
+    channel TEXT NOT NULL,
+    code_hash TEXT NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    locked_at TIMESTAMP,
+    used_at TIMESTAMP,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE INDEX verification_challenges_request ON verification_challenges (request_id, created_at);
+
+CREATE TABLE subject_sessions (
+    id TEXT PRIMARY KEY NOT NULL,
+    request_id TEXT NOT NULL REFERENCES requests (id),
+    method TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP
+);
+CREATE INDEX subject_sessions_request ON subject_sessions (request_id);

@@ -1,0 +1,439 @@
+//! Proving identity and subject sessions: one-time codes (by email or SMS) with a magic link,
+//! platform sign-in tokens, and short-lived, revocable sessions for the subject's own request.
+//! Answers never say whether a reference or address is known.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::Connection;
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{requests, ServiceError, Services};
+use crate::auth::token::ISSUER;
+use crate::config::PlatformAuth;
+use crate::domain::{
+    Actor, Command, Message, Recipient, Reference, Status, VerificationFailure, VerificationMethod,
+};
+use crate::storage::outbox::{self, OutboxRow, NOTIFY};
+use crate::storage::rows::StoredRequest;
+use crate::storage::verification::{self as store, Challenge, SubjectSession};
+use crate::storage::{from_db_time, requests as request_store, to_db_time, StoreError};
+
+const SESSION_AUDIENCE: &str = "rightsflow-subject";
+const MAGIC_AUDIENCE: &str = "rightsflow-magic-link";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionClaims {
+    /// The request the session is for.
+    sub: String,
+    /// The session row (revocation).
+    sid: String,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MagicClaims {
+    /// The challenge the link belongs to.
+    sub: String,
+    iss: String,
+    aud: String,
+    exp: i64,
+}
+
+/// A session handed to a subject.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub request: StoredRequest,
+}
+
+/// Where a code went, for the answer to the subject (never the address itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeChannel {
+    Email,
+    Sms,
+}
+
+impl CodeChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeChannel::Email => "email",
+            CodeChannel::Sms => "sms",
+        }
+    }
+}
+
+fn code_hash(s: &Services, challenge_id: &str, code: &str) -> String {
+    s.tokens()
+        .keyed_hash(&format!("{challenge_id}:{}", code.trim()))
+}
+
+fn equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Sends a new one-time code (and a magic link with it) to the contact the request gave, at
+/// most once per `resend_seconds`. The code is kept only as a keyed hash; the message carrying
+/// it sits in the outbox until sent.
+pub fn send_code(
+    s: &Services,
+    request: &StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<CodeChannel, ServiceError> {
+    let cfg = s.verification();
+    let mut conn = s.db().conn()?;
+    if let Some(last) = store::latest_challenge(&mut conn, &request.id)? {
+        let wait = from_db_time(last.created_at) + Duration::seconds(cfg.resend_seconds) - now;
+        if wait > Duration::zero() {
+            return Err(ServiceError::TooSoon {
+                retry_after: wait.num_seconds().max(1),
+            });
+        }
+    }
+    let channel = if request.contact.email.is_some() {
+        CodeChannel::Email
+    } else {
+        CodeChannel::Sms
+    };
+    let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+    let id = uuid::Uuid::new_v4().to_string();
+    let expires_at = now + Duration::minutes(cfg.code_minutes);
+    let link = s
+        .tokens()
+        .sign(&MagicClaims {
+            sub: id.clone(),
+            iss: ISSUER.into(),
+            aud: MAGIC_AUDIENCE.into(),
+            exp: expires_at.timestamp(),
+        })
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let challenge = Challenge {
+        id: id.clone(),
+        request_id: request.id.clone(),
+        channel: channel.as_str().into(),
+        code_hash: code_hash(s, &id, &code),
+        expires_at: to_db_time(expires_at),
+        attempts: 0,
+        locked_at: None,
+        used_at: None,
+        created_at: to_db_time(now),
+    };
+    let extra = json!({ "code": code, "minutes_valid": cfg.code_minutes, "magic_link": format!("{}/verify?token={link}", s.public_url()) });
+    let payload = json!({ "to": Recipient::Subject, "message": Message::VerificationCode, "locale": request.locale, "extra": extra });
+    let row = OutboxRow::new(
+        uuid::Uuid::new_v4().to_string(),
+        Some(&request.id),
+        NOTIFY,
+        payload.to_string(),
+        now,
+    );
+    conn.transaction::<_, StoreError, _>(|c| {
+        store::insert_challenge(c, &challenge)?;
+        outbox::insert(c, &row)
+    })?;
+    tracing::info!(reference = %request.reference, channel = channel.as_str(), "verification code sent");
+    Ok(channel)
+}
+
+/// Resends a code for `reference`. Unknown references get the same answer as known ones.
+pub fn resend_code(
+    s: &Services,
+    reference: &Reference,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    match request_store::find_by_reference(&mut *s.db().conn()?, reference) {
+        Ok(r) if !r.state.status.is_final() || r.state.status == Status::Completed => {
+            send_code(s, &r, now).map(|_| ())
+        }
+        Ok(_) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks a code for `reference`: on success the request is verified (if it was waiting) and a
+/// session opens. Wrong codes count towards the lock; every failure is recorded on the request
+/// (never the code).
+pub fn verify_code(
+    s: &Services,
+    reference: &Reference,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Session, ServiceError> {
+    let mut conn = s.db().conn()?;
+    let request = match request_store::find_by_reference(&mut conn, reference) {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => {
+            return Err(ServiceError::WrongCode {
+                attempts_left: None,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let challenge =
+        store::latest_challenge(&mut conn, &request.id)?.ok_or(ServiceError::WrongCode {
+            attempts_left: None,
+        })?;
+    let method = if challenge.channel == "sms" {
+        VerificationMethod::SmsCode
+    } else {
+        VerificationMethod::EmailCode
+    };
+    let max = s.verification().max_attempts;
+    let failure = if challenge.locked_at.is_some() || challenge.attempts >= max {
+        Some((VerificationFailure::Locked, ServiceError::ChallengeLocked))
+    } else if challenge.used_at.is_some() {
+        Some((
+            VerificationFailure::WrongCode,
+            ServiceError::WrongCode {
+                attempts_left: None,
+            },
+        ))
+    } else if from_db_time(challenge.expires_at) <= now {
+        Some((VerificationFailure::Expired, ServiceError::CodeExpired))
+    } else if !equal(&code_hash(s, &challenge.id, code), &challenge.code_hash) {
+        let attempts = store::count_wrong_attempt(&mut conn, &challenge.id, max, now)?;
+        let error = if attempts >= max {
+            ServiceError::ChallengeLocked
+        } else {
+            ServiceError::WrongCode {
+                attempts_left: Some(max - attempts),
+            }
+        };
+        Some((VerificationFailure::WrongCode, error))
+    } else {
+        None
+    };
+    if let Some((kind, error)) = failure {
+        record_failure(s, &request, method, kind, now);
+        return Err(error);
+    }
+    if !store::use_challenge(&mut conn, &challenge.id, now)? {
+        return Err(ServiceError::WrongCode {
+            attempts_left: None,
+        });
+    }
+    prove_and_open(s, request, method, now)
+}
+
+/// A magic link: verifies once, like the code it was sent with.
+pub fn verify_magic_link(
+    s: &Services,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Session, ServiceError> {
+    let claims: MagicClaims = s
+        .tokens()
+        .verify_claims(token, MAGIC_AUDIENCE)
+        .map_err(|_| ServiceError::BadLink)?;
+    let mut conn = s.db().conn()?;
+    let challenge = store::find_challenge(&mut conn, &claims.sub)?.ok_or(ServiceError::BadLink)?;
+    let request = request_store::find_by_id(&mut conn, &challenge.request_id)?;
+    // Only the newest challenge's link counts, and only once.
+    let newest =
+        store::latest_challenge(&mut conn, &request.id)?.is_some_and(|c| c.id == challenge.id);
+    if !newest
+        || from_db_time(challenge.expires_at) <= now
+        || !store::use_challenge(&mut conn, &challenge.id, now)?
+    {
+        record_failure(
+            s,
+            &request,
+            VerificationMethod::MagicLink,
+            VerificationFailure::LinkUsed,
+            now,
+        );
+        return Err(ServiceError::BadLink);
+    }
+    prove_and_open(s, request, VerificationMethod::MagicLink, now)
+}
+
+fn record_failure(
+    s: &Services,
+    request: &StoredRequest,
+    method: VerificationMethod,
+    failure: VerificationFailure,
+    now: DateTime<Utc>,
+) {
+    if request.state.status == Status::AwaitingVerification {
+        let cmd = Command::VerificationFailed { method, failure };
+        if let Err(e) = requests::act(s, &request.id, &Actor::System, &cmd, None, now) {
+            tracing::warn!(reference = %request.reference, error = %e, "could not record a failed verification");
+        }
+    }
+    tracing::info!(reference = %request.reference, method = %method, failure = %failure, "verification failed");
+}
+
+/// A request that arrived with a valid platform token: the platform account is the proof.
+pub fn prove_platform(
+    s: &Services,
+    request: StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<Session, ServiceError> {
+    prove_and_open(s, request, VerificationMethod::PlatformToken, now)
+}
+
+/// Records the proof (verifying the request if it was waiting) and opens a session.
+fn prove_and_open(
+    s: &Services,
+    request: StoredRequest,
+    method: VerificationMethod,
+    now: DateTime<Utc>,
+) -> Result<Session, ServiceError> {
+    let request = if request.state.status == Status::AwaitingVerification {
+        requests::act(
+            s,
+            &request.id,
+            &Actor::System,
+            &Command::Verify { method },
+            None,
+            now,
+        )?
+    } else {
+        request
+    };
+    open_session(s, request, method, now)
+}
+
+pub fn open_session(
+    s: &Services,
+    request: StoredRequest,
+    method: VerificationMethod,
+    now: DateTime<Utc>,
+) -> Result<Session, ServiceError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let expires_at = now + Duration::minutes(s.verification().session_minutes);
+    let row = SubjectSession {
+        id: id.clone(),
+        request_id: request.id.clone(),
+        method: method.as_str().into(),
+        created_at: to_db_time(now),
+        expires_at: to_db_time(expires_at),
+        revoked_at: None,
+    };
+    store::insert_session(&mut *s.db().conn()?, &row)?;
+    let claims = SessionClaims {
+        sub: request.id.clone(),
+        sid: id,
+        iss: ISSUER.into(),
+        aud: SESSION_AUDIENCE.into(),
+        iat: now.timestamp(),
+        exp: expires_at.timestamp(),
+    };
+    let token = s
+        .tokens()
+        .sign(&claims)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(Session {
+        token,
+        expires_at,
+        request,
+    })
+}
+
+/// The request a session token opens, if it is the one named by `reference` and the session
+/// is live. Every failure is the same `Unauthenticated`.
+pub fn session_request(
+    s: &Services,
+    token: &str,
+    reference: &Reference,
+    now: DateTime<Utc>,
+) -> Result<StoredRequest, ServiceError> {
+    let claims: SessionClaims = s
+        .tokens()
+        .verify_claims(token, SESSION_AUDIENCE)
+        .map_err(|_| ServiceError::Unauthenticated)?;
+    let mut conn = s.db().conn()?;
+    let session =
+        store::live_session(&mut conn, &claims.sid, now)?.ok_or(ServiceError::Unauthenticated)?;
+    let request = request_store::find_by_id(&mut conn, &session.request_id)
+        .map_err(|_| ServiceError::Unauthenticated)?;
+    if session.request_id != claims.sub || &request.reference != reference {
+        return Err(ServiceError::Unauthenticated);
+    }
+    Ok(request)
+}
+
+/// Ends a session (sign out). Unknown or invalid tokens are ignored.
+pub fn close_session(s: &Services, token: &str, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    if let Ok(claims) = s
+        .tokens()
+        .verify_claims::<SessionClaims>(token, SESSION_AUDIENCE)
+    {
+        store::revoke_session(&mut *s.db().conn()?, &claims.sid, now)?;
+    }
+    Ok(())
+}
+
+/// Checks a token the platform signed for a signed-in user; returns the platform user id.
+pub struct PlatformVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+#[derive(Debug, Deserialize)]
+struct PlatformClaims {
+    sub: String,
+}
+
+impl PlatformVerifier {
+    pub fn from_config(cfg: &PlatformAuth) -> Result<PlatformVerifier, String> {
+        let (algorithm, key) = match cfg.algorithm.as_str() {
+            "HS256" => {
+                let secret = cfg.secret.as_ref().ok_or("platform HS256 needs `secret`")?;
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(secret.expose().as_bytes())
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            "RS256" | "ES256" => {
+                let path = cfg
+                    .public_key_file
+                    .as_ref()
+                    .ok_or("platform RS256/ES256 needs `public_key_file`")?;
+                let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                if cfg.algorithm == "RS256" {
+                    (
+                        Algorithm::RS256,
+                        DecodingKey::from_rsa_pem(&pem).map_err(|e| e.to_string())?,
+                    )
+                } else {
+                    (
+                        Algorithm::ES256,
+                        DecodingKey::from_ec_pem(&pem).map_err(|e| e.to_string())?,
+                    )
+                }
+            }
+            other => {
+                return Err(format!(
+                    "platform algorithm must be HS256, RS256 or ES256, not {other}"
+                ))
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[cfg.issuer.as_str()]);
+        validation.set_audience(&[cfg.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Ok(PlatformVerifier { key, validation })
+    }
+
+    pub fn user_id(&self, token: &str) -> Result<String, ServiceError> {
+        let data = decode::<PlatformClaims>(token, &self.key, &self.validation)
+            .map_err(|_| ServiceError::BadPlatformToken)?;
+        let sub = data.claims.sub.trim().to_owned();
+        if sub.is_empty() || sub.len() > 200 {
+            return Err(ServiceError::BadPlatformToken);
+        }
+        Ok(sub)
+    }
+}
