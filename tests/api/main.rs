@@ -13,3 +13,4 @@ mod lifecycle;
 mod notifications;
 mod queue;
 mod service;
+mod verification;

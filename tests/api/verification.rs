@@ -1,0 +1,515 @@
+//! Identity verification through the HTTP API: codes, magic links, platform tokens, guardians,
+//! minors, sessions. Codes and links are read from the mailbox as a person would.
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use rightsflow::config::{Config, PlatformAuth, Secret};
+use rightsflow::domain::Role;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, TestApp};
+use crate::on_both_backends;
+
+async fn post_code(app: &TestApp, reference: &str, code: &str) -> reqwest::Response {
+    app.post_json(
+        &format!("/api/v1/requests/{reference}/verification"),
+        &json!({ "code": code }),
+        None,
+    )
+    .await
+}
+
+async fn get_with_session(app: &TestApp, reference: &str, session: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/api/v1/requests/{reference}")))
+        .bearer_auth(session)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().unwrap();
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+async fn a_right_code_verifies_and_opens_a_session(app: TestApp) {
+    let admin = app.admin_token().await;
+    let sub = app.submit("access", "cn").await;
+    assert_eq!(sub.body["verification"]["status"], "code_sent");
+    assert_eq!(sub.body["verification"]["channel"], "email");
+    let code = app.code_for(&sub.reference).await;
+    let res = post_code(&app, &sub.reference, &code).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["request"]["status"]["code"], "in_review");
+    let session = body["session"]["token"].as_str().unwrap().to_owned();
+    let seen: Value = get_with_session(&app, &sub.reference, &session)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["reference"], sub.reference.as_str());
+    // The event log says how, never the code.
+    let view = app.find(&admin, &sub.reference).await;
+    let verify = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["command"] == "verify")
+        .cloned()
+        .unwrap();
+    assert_eq!(verify["details"]["method"], "email_code");
+    assert!(!view.to_string().contains(&code));
+    // The code works once.
+    let again = post_code(&app, &sub.reference, &code).await;
+    assert_eq!(
+        error_code(again).await,
+        (StatusCode::UNAUTHORIZED, "invalid_code".into())
+    );
+    // A session for one request opens no other.
+    let other = app.submit("complaint", "cn").await;
+    let res = get_with_session(&app, &other.reference, &session).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNAUTHORIZED, "unauthorized".into())
+    );
+    // Signing out ends it.
+    let res = app
+        .client
+        .delete(app.url("/api/v1/session"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = get_with_session(&app, &sub.reference, &session).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNAUTHORIZED, "unauthorized".into())
+    );
+}
+on_both_backends!(a_right_code_verifies_and_opens_a_session);
+
+async fn wrong_codes_lock_the_challenge_and_are_recorded(app: TestApp) {
+    let admin = app.admin_token().await;
+    let sub = app.submit("access", "cn").await;
+    let code = app.code_for(&sub.reference).await;
+    for left in (1..5).rev() {
+        let res = post_code(&app, &sub.reference, &wrong(&code)).await;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_code"))
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&left.to_string()),
+            "{body}"
+        );
+    }
+    let res = post_code(&app, &sub.reference, &wrong(&code)).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::LOCKED, "challenge_locked".into())
+    );
+    // Locked: even the right code is refused now.
+    let res = post_code(&app, &sub.reference, &code).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::LOCKED, "challenge_locked".into())
+    );
+    let view = app.find(&admin, &sub.reference).await;
+    assert_eq!(view["status"]["code"], "awaiting_verification");
+    let failures: Vec<&Value> = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["command"] == "verification_failed")
+        .collect();
+    assert_eq!(
+        failures.len(),
+        6,
+        "every failed attempt is in the event log"
+    );
+    assert!(
+        !view.to_string().contains(&code),
+        "the code itself never is"
+    );
+    // Unknown and malformed references answer like a wrong code.
+    let res = post_code(&app, "DSR-0000-0000", &code).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNAUTHORIZED, "invalid_code".into())
+    );
+    let res = post_code(&app, "nonsense", &code).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNAUTHORIZED, "invalid_code".into())
+    );
+}
+on_both_backends!(wrong_codes_lock_the_challenge_and_are_recorded);
+
+fn codes_expire_at_once(config: &mut Config) {
+    config.verification.code_minutes = 0;
+    config.verification.resend_seconds = 0;
+}
+
+async fn an_expired_code_fails_and_a_new_one_can_be_sent(app: TestApp) {
+    let sub = app.submit("access", "cn").await;
+    let code = app.code_for(&sub.reference).await;
+    let res = post_code(&app, &sub.reference, &code).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNAUTHORIZED, "code_expired".into())
+    );
+    let res = app
+        .post_json(
+            &format!("/api/v1/requests/{}/verification/resend", sub.reference),
+            &json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let unknown = app
+        .post_json(
+            "/api/v1/requests/DSR-0000-0000/verification/resend",
+            &json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        unknown.status(),
+        StatusCode::ACCEPTED,
+        "unknown references look the same"
+    );
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        unknown.json::<Value>().await.unwrap()
+    );
+}
+on_both_backends!(
+    an_expired_code_fails_and_a_new_one_can_be_sent,
+    super::codes_expire_at_once
+);
+
+async fn a_new_code_at_most_once_a_minute(app: TestApp) {
+    let sub = app.submit("access", "cn").await;
+    let first = app.code_for(&sub.reference).await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/requests/{}/verification/resend", sub.reference),
+            &json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // No second code was sent: the first still works.
+    assert_eq!(app.code_for(&sub.reference).await, first);
+    assert_eq!(
+        post_code(&app, &sub.reference, &first).await.status(),
+        StatusCode::OK
+    );
+}
+on_both_backends!(a_new_code_at_most_once_a_minute);
+
+async fn a_magic_link_works_once(app: TestApp) {
+    let sub = app.submit("correction", "cn").await;
+    app.code_for(&sub.reference).await;
+    let mails = rightsflow::notifications::mail::DevMail::read_all(&app.data_dir().join("mail"));
+    let text = mails
+        .iter()
+        .find(|m| m.subject.contains(&sub.reference) && m.text.contains("/verify?token="))
+        .unwrap()
+        .text
+        .clone();
+    let token = text
+        .split("/verify?token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .post_json(
+            "/api/v1/verification/magic-link",
+            &json!({ "token": token }),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["request"]["status"]["code"], "in_review");
+    let again = app
+        .post_json(
+            "/api/v1/verification/magic-link",
+            &json!({ "token": token }),
+            None,
+        )
+        .await;
+    assert_eq!(
+        error_code(again).await,
+        (StatusCode::UNAUTHORIZED, "invalid_link".into())
+    );
+    let forged = app
+        .post_json(
+            "/api/v1/verification/magic-link",
+            &json!({ "token": format!("{token}x") }),
+            None,
+        )
+        .await;
+    assert_eq!(
+        error_code(forged).await,
+        (StatusCode::UNAUTHORIZED, "invalid_link".into())
+    );
+}
+on_both_backends!(a_magic_link_works_once);
+
+const PLATFORM_SECRET: &str = "the platform's shared secret, 32+ bytes";
+
+fn platform_hs256(config: &mut Config) {
+    config.verification.platform = Some(PlatformAuth {
+        algorithm: "HS256".into(),
+        secret: Some(Secret::new(PLATFORM_SECRET)),
+        public_key_file: None,
+        issuer: "https://weimacms.example".into(),
+        audience: "rightsflow".into(),
+    });
+}
+
+#[derive(Serialize)]
+struct PlatformClaims<'a> {
+    sub: &'a str,
+    iss: &'a str,
+    aud: &'a str,
+    exp: i64,
+}
+
+fn platform_token(secret: &str, iss: &str, aud: &str, exp_in: i64) -> String {
+    let claims = PlatformClaims {
+        sub: "platform-user-42",
+        iss,
+        aud,
+        exp: Utc::now().timestamp() + exp_in,
+    };
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+async fn a_platform_sign_in_verifies_at_once_and_bad_tokens_are_refused(app: TestApp) {
+    let admin = app.admin_token().await;
+    let body = json!({ "kind": "deletion", "subject": { "email": "u42@example.cn" }, "details": { "scope": "account" } });
+    let submit = |token: String| {
+        app.client
+            .post(app.url("/api/v1/requests"))
+            .header("X-Platform-Token", token)
+            .json(&body)
+            .send()
+    };
+    for (token, why) in [
+        (
+            platform_token(
+                "another secret of the same length!!",
+                "https://weimacms.example",
+                "rightsflow",
+                300,
+            ),
+            "bad signature",
+        ),
+        (
+            platform_token(
+                PLATFORM_SECRET,
+                "https://weimacms.example",
+                "someone-else",
+                300,
+            ),
+            "wrong audience",
+        ),
+        (
+            platform_token(PLATFORM_SECRET, "https://evil.example", "rightsflow", 300),
+            "wrong issuer",
+        ),
+        (
+            platform_token(
+                PLATFORM_SECRET,
+                "https://weimacms.example",
+                "rightsflow",
+                -120,
+            ),
+            "expired",
+        ),
+    ] {
+        let res = submit(token).await.unwrap();
+        assert_eq!(
+            error_code(res).await,
+            (StatusCode::UNAUTHORIZED, "invalid_platform_token".into()),
+            "{why}"
+        );
+    }
+    assert_eq!(
+        app.list(&admin, "").await["total"],
+        0,
+        "nothing was stored for a refused token"
+    );
+    let res = submit(platform_token(
+        PLATFORM_SECRET,
+        "https://weimacms.example",
+        "rightsflow",
+        300,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.unwrap();
+    // Deletion needs strong proof; a platform sign-in is that, at once.
+    assert_eq!(created["status"]["code"], "in_review");
+    assert_eq!(created["verification"]["method"], "platform_token");
+    let session = created["session"]["token"].as_str().unwrap();
+    let reference = created["reference"].as_str().unwrap();
+    assert_eq!(
+        get_with_session(&app, reference, session).await.status(),
+        StatusCode::OK
+    );
+}
+on_both_backends!(
+    a_platform_sign_in_verifies_at_once_and_bad_tokens_are_refused,
+    super::platform_hs256
+);
+
+async fn a_guardians_request_needs_the_staff_check_and_a_minor_cannot_submit_alone(app: TestApp) {
+    let (_, agent) = app.staff("agent", Role::Agent).await;
+    let child =
+        json!({ "name": "小明", "email": "guardian@example.cn", "birth_date": "2016-03-01" });
+    let alone =
+        json!({ "kind": "access", "subject": child, "details": { "categories": ["account"] } });
+    let res = app.post_json("/api/v1/requests", &alone, None).await;
+    assert_eq!(
+        error_code(res).await,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "minor_needs_guardian".into()
+        )
+    );
+    let with_guardian = json!({ "kind": "access", "representative": "guardian", "subject": child, "details": { "categories": ["account"] } });
+    let res = app
+        .post_json("/api/v1/requests", &with_guardian, None)
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let reference = res.json::<Value>().await.unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.verify_by_code(&reference).await;
+    let view = app.find(&agent, &reference).await;
+    assert_eq!(
+        view["status"]["code"], "awaiting_verification",
+        "a code is not enough for a guardian"
+    );
+    let id = view["id"].as_str().unwrap();
+    // Nothing can complete it meanwhile.
+    let res = app
+        .act(&agent, id, json!({ "command": "complete", "summary": "x" }))
+        .await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::CONFLICT, "command_not_allowed".into())
+    );
+    let checked = app
+        .act_ok(
+            &agent,
+            id,
+            json!({ "command": "verify", "method": "staff_check" }),
+        )
+        .await;
+    assert_eq!(checked["status"]["code"], "in_review");
+    // Staff may not claim a code was entered.
+    let other = app.submit("access", "cn").await;
+    let other_id = app.id_of(&agent, &other.reference).await;
+    let res = app
+        .act(
+            &agent,
+            &other_id,
+            json!({ "command": "verify", "method": "email_code" }),
+        )
+        .await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::FORBIDDEN, "not_permitted".into())
+    );
+}
+on_both_backends!(a_guardians_request_needs_the_staff_check_and_a_minor_cannot_submit_alone);
+
+/// Every subject route that shows or changes a request, with (method, path, body).
+fn subject_routes(reference: &str) -> Vec<(&'static str, String, Value)> {
+    vec![
+        ("GET", format!("/api/v1/requests/{reference}"), json!(null)),
+        (
+            "GET",
+            format!("/api/v1/requests/{reference}/messages"),
+            json!(null),
+        ),
+        (
+            "POST",
+            format!("/api/v1/requests/{reference}/withdraw"),
+            json!({}),
+        ),
+        (
+            "POST",
+            format!("/api/v1/requests/{reference}/reply"),
+            json!({ "message": "hi" }),
+        ),
+    ]
+}
+
+async fn no_subject_route_answers_without_a_valid_session(app: TestApp) {
+    let sub = app.submit("access", "cn").await;
+    let session = app.verify_by_code(&sub.reference).await;
+    let other = app.submit("complaint", "cn").await;
+    let other_session = app.verify_by_code(&other.reference).await;
+    for (method, path, body) in subject_routes(&sub.reference) {
+        let send = |auth: Option<String>| {
+            let mut req = app.client.request(method.parse().unwrap(), app.url(&path));
+            if !body.is_null() {
+                req = req.json(&body);
+            }
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send()
+        };
+        let none = send(None).await.unwrap();
+        assert_eq!(
+            none.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a session"
+        );
+        for bad in [
+            format!("Bearer {session}x"),
+            "Bearer nonsense".to_owned(),
+            format!("Bearer {other_session}"),
+        ] {
+            let res = send(Some(bad.clone())).await.unwrap();
+            assert_eq!(
+                error_code(res).await,
+                (StatusCode::UNAUTHORIZED, "unauthorized".into()),
+                "{method} {path}"
+            );
+        }
+    }
+    // An unknown reference with a valid session looks the same as a wrong session.
+    let res = get_with_session(&app, "DSR-0000-0000", &session).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::UNAUTHORIZED, "unauthorized".into())
+    );
+    // And the real session works on every route.
+    let ok = get_with_session(&app, &sub.reference, &session).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+on_both_backends!(no_subject_route_answers_without_a_valid_session);
