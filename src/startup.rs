@@ -65,11 +65,19 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
     let fail = |e: std::io::Error| StartupError::Secrets(format!("{}: {e}", path.display()));
     if !path.exists() {
         std::fs::create_dir_all(&config.data_dir).map_err(fail)?;
-        write_private(&path, &crate::auth::subject_token::generate()).map_err(fail)?;
+        write_private(&path, &random_hex(32)).map_err(fail)?;
     }
     tracing::warn!(path = %path.display(), "RIGHTSFLOW_JWT_SECRET is not set; using the secret generated in the data folder (set it in production)");
     let text = std::fs::read_to_string(&path).map_err(fail)?;
     Ok(text.trim().as_bytes().to_vec())
+}
+
+/// `bytes` random bytes from the OS-seeded CSPRNG, hex-encoded.
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

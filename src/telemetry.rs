@@ -13,10 +13,20 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// Crates held at `warn` because their debug output contains personal data.
+const QUIET_CRATES: [&str; 1] = ["handlebars=warn"];
+
 /// Installs the global subscriber (`RUST_LOG` filters; default `info`). Safe to call twice:
 /// the second call does nothing (tests start many applications in one process).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Whatever RUST_LOG says, crates that log the data they handle at debug level stay quiet:
+    // handlebars logs every value it renders (names, addresses, codes).
+    for quiet in QUIET_CRATES {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

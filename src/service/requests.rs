@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::{ServiceError, Services};
-use crate::auth::subject_token;
 use crate::domain::{
     self, Actor, Channel, Command, Jurisdiction, Locale, Reference, Relationship, RequestDetails,
     RequestKind, Role, Status, SubjectContact,
@@ -32,8 +31,6 @@ pub struct NewRequest {
 #[derive(Debug, Clone)]
 pub struct Submitted {
     pub request: StoredRequest,
-    /// Shown once to the submitter; only its digest is stored.
-    pub subject_token: String,
 }
 
 /// Clock skew we tolerate between a staff member's stated receipt time and ours.
@@ -58,7 +55,6 @@ pub fn submit(
         actor,
         &s.context(now),
     );
-    let token = subject_token::generate();
     let mut conn = s.db().conn()?;
     // A fresh reference collides with an existing one about once in 10^12 draws; try again.
     for _ in 0..5 {
@@ -70,7 +66,6 @@ pub fn submit(
             channel: new.channel,
             contact: new.contact.clone(),
             details: new.details.to_json(),
-            subject_token_hash: subject_token::digest(&token),
             platform_user_id: new.platform_user_id.clone(),
             created_at: now,
             updated_at: now,
@@ -78,10 +73,7 @@ pub fn submit(
         match store::insert(&mut conn, &request, &outcome) {
             Ok(()) => {
                 tracing::info!(reference = %request.reference, kind = %new.kind, channel = %new.channel, "request submitted");
-                return Ok(Submitted {
-                    request,
-                    subject_token: token,
-                });
+                return Ok(Submitted { request });
             }
             Err(StoreError::Duplicate(_)) => continue,
             Err(e) => return Err(e.into()),
@@ -96,35 +88,14 @@ pub fn get(s: &Services, id: &str) -> Result<StoredRequest, ServiceError> {
     Ok(store::find_by_id(&mut *s.db().conn()?, id)?)
 }
 
-/// How a subject proves they may see a request.
-#[derive(Debug, Clone)]
-pub enum SubjectCredential {
-    /// A session opened by a code, a magic link or a platform sign-in.
-    Session(String),
-    /// STOP-GAP: the token handed out on submission (see `auth::subject_token`), until every
-    /// client verifies.
-    Receipt(String),
-}
-
-/// The request a subject names by reference, if their credential opens it. Unknown reference
-/// and wrong credential give the same answer, so neither can be probed.
+/// The request a subject names by reference, if their session opens it. Unknown reference and
+/// wrong session give the same answer, so neither can be probed.
 pub fn get_for_subject(
     s: &Services,
     reference: &Reference,
-    credential: &SubjectCredential,
+    session: &str,
 ) -> Result<StoredRequest, ServiceError> {
-    match credential {
-        SubjectCredential::Session(token) => {
-            super::verification::session_request(s, token, reference, super::now())
-        }
-        SubjectCredential::Receipt(token) => {
-            match store::find_by_reference(&mut *s.db().conn()?, reference) {
-                Ok(r) if subject_token::matches(token, &r.subject_token_hash) => Ok(r),
-                Ok(_) | Err(StoreError::NotFound) => Err(ServiceError::NotFound),
-                Err(e) => Err(e.into()),
-            }
-        }
-    }
+    super::verification::session_request(s, session, reference, super::now())
 }
 
 pub fn events(s: &Services, id: &str) -> Result<Vec<(i64, domain::Event)>, ServiceError> {
@@ -185,11 +156,11 @@ pub fn act(
     Err(ServiceError::Busy)
 }
 
-/// A subject's command on their own request (withdraw, reply), guarded by their credential.
+/// A subject's command on their own request (withdraw, reply), in their session.
 pub fn subject_act(
     s: &Services,
     reference: &Reference,
-    credential: &SubjectCredential,
+    credential: &str,
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<StoredRequest, ServiceError> {

@@ -26,7 +26,6 @@ diesel::table! {
         subject_email -> Nullable<Text>,
         subject_phone -> Nullable<Text>,
         details -> Text,
-        subject_token_hash -> Text,
         received_at -> Timestamp,
         verified_at -> Nullable<Timestamp>,
         due_date -> Nullable<Date>,

@@ -9,7 +9,6 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use super::error::{blocking, ApiError};
 use crate::domain::{Actor, Locale};
-use crate::service::requests::SubjectCredential;
 use crate::service::{staff, Services};
 
 /// The language to answer in, from `Accept-Language` (Chinese when absent or unsupported).
@@ -57,28 +56,25 @@ impl FromRequest for StaffActor {
     }
 }
 
-/// The subject's credential: `Authorization: Bearer <session>`, or (stop-gap, until every
-/// client verifies) the receipt token in `X-Subject-Token`.
+/// The subject's session, from `Authorization: Bearer <session>` (opened by a code, a magic
+/// link or a platform sign-in).
 #[derive(Debug, Clone)]
-pub struct SubjectToken(pub SubjectCredential);
+pub struct SubjectToken(pub String);
 
 impl FromRequest for SubjectToken {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let header = |name| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-        };
-        let session = header(header::AUTHORIZATION.as_str())
+        let session = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| SubjectCredential::Session(t.trim().to_owned()));
-        let receipt = header("x-subject-token").map(|t| SubjectCredential::Receipt(t.to_owned()));
-        ready(session.or(receipt).map(SubjectToken).ok_or_else(|| {
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| SubjectToken(t.to_owned()));
+        ready(session.ok_or_else(|| {
             ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "subject_auth_required",

@@ -66,8 +66,7 @@ const COMMAND_NAMES: [&str; 12] = [
 
 /// The document itself.
 pub fn spec() -> Value {
-    let subject_token = json!({ "name": "X-Subject-Token", "in": "header", "required": true, "schema": { "type": "string" },
-        "description": "The token returned on submission (a stop-gap until identity verification replaces it)." });
+    let subject_session = json!([{ "subjectSession": [] }]);
     let reference = path_param("reference", "The request reference, e.g. DSR-7K2Q-9XPM");
     let id = path_param("id", "The request id (staff side)");
     let staff_auth = json!([{ "staffBearer": [] }]);
@@ -85,28 +84,29 @@ pub fn spec() -> Value {
             "/api/v1/requests": { "post": {
                 "summary": "Submit a request (subject)",
                 "requestBody": body(json!({ "$ref": "#/components/schemas/Submission" })),
-                "responses": ok(201, "Created; the subject_token is shown only here", json!({ "$ref": "#/components/schemas/Submitted" }), &[400, 413, 415, 422])
+                "parameters": [{ "name": "X-Platform-Token", "in": "header", "required": false, "schema": { "type": "string" }, "description": "A token the platform signed for a signed-in user: verifies at once and returns a session" }],
+                "responses": ok(201, "Created; a code was sent (verification.status = code_sent), or, with a platform token, verified with a session", json!({ "$ref": "#/components/schemas/Submitted" }), &[400, 401, 413, 415, 422])
             }},
             "/api/v1/requests/{reference}": { "get": {
                 "summary": "Follow a request (subject)",
-                "parameters": [reference, subject_token],
+                "security": subject_session, "parameters": [reference],
                 "responses": ok(200, "The request as the subject sees it", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404])
             }},
             "/api/v1/requests/{reference}/withdraw": { "post": {
                 "summary": "Withdraw a request (subject), allowed until fulfilment starts changing data",
-                "parameters": [reference, subject_token],
+                "security": subject_session, "parameters": [reference],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } }, "additionalProperties": false } } } },
                 "responses": ok(200, "Withdrawn", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404, 409])
             }},
             "/api/v1/requests/{reference}/reply": { "post": {
                 "summary": "Answer staff's question (subject)",
-                "parameters": [reference, subject_token],
+                "security": subject_session, "parameters": [reference],
                 "requestBody": body(json!({ "type": "object", "required": ["message"], "properties": { "message": { "type": "string" } }, "additionalProperties": false })),
                 "responses": ok(200, "Reply recorded; the request is back in review", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404, 409, 422])
             }},
             "/api/v1/requests/{reference}/messages": { "get": {
                 "summary": "The in-site messages (站内信) sent to the subject about this request, oldest first",
-                "parameters": [reference, subject_token],
+                "security": subject_session, "parameters": [reference],
                 "responses": ok(200, "Messages", json!({ "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "message": { "type": "string" }, "locale": { "type": "string" }, "subject": { "type": "string" }, "body": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } } } } }), &[401, 404])
             }},
             "/api/v1/staff/outbox/failed": { "get": {
@@ -119,6 +119,27 @@ pub fn spec() -> Value {
                 "security": staff_auth,
                 "parameters": [path_param("id", "The outbox row id")],
                 "responses": ok(200, "Queued again", json!({ "type": "object", "properties": { "status": { "const": "pending" } } }), &[401, 403, 404, 409])
+            }},
+            "/api/v1/requests/{reference}/verification": { "post": {
+                "summary": "Enter the one-time code: verifies the request (if it waits) and opens a session",
+                "parameters": [path_param("reference", "The request reference")],
+                "requestBody": body(json!({ "type": "object", "required": ["code"], "properties": { "code": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "A session and the request", json!({ "$ref": "#/components/schemas/SessionOpened" }), &[401, 422, 423])
+            }},
+            "/api/v1/requests/{reference}/verification/resend": { "post": {
+                "summary": "Send a new code (at most one a minute); always 202, known reference or not",
+                "parameters": [path_param("reference", "The request reference")],
+                "responses": { "202": { "description": "Sent if the reference is known and the last code is older than the resend interval" } }
+            }},
+            "/api/v1/verification/magic-link": { "post": {
+                "summary": "Use the magic link from the code email (once): verifies and opens a session",
+                "requestBody": body(json!({ "type": "object", "required": ["token"], "properties": { "token": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "A session and the request", json!({ "$ref": "#/components/schemas/SessionOpened" }), &[401, 422])
+            }},
+            "/api/v1/session": { "delete": {
+                "summary": "Sign out: end the subject session",
+                "security": subject_session,
+                "responses": { "204": { "description": "Ended" }, "401": { "$ref": "#/components/responses/Error" } }
             }},
             "/api/v1/staff/login": { "post": {
                 "summary": "Staff sign-in",
@@ -164,7 +185,10 @@ pub fn spec() -> Value {
             }}
         },
         "components": {
-            "securitySchemes": { "staffBearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "securitySchemes": {
+                "staffBearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+                "subjectSession": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A subject session from /verification, /verification/magic-link or a platform sign-in" }
+            },
             "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
@@ -174,14 +198,16 @@ pub fn spec() -> Value {
                         "kind": { "enum": names(RequestKind::ALL, RequestKind::as_str) },
                         "jurisdiction": { "enum": names(Jurisdiction::ALL, Jurisdiction::as_str), "default": "cn" },
                         "locale": { "enum": ["zh-CN", "en"] },
-                        "subject": { "type": "object", "properties": { "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" } }, "description": "At least an email or a phone number" },
+                        "subject": { "type": "object", "properties": { "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" }, "birth_date": { "type": "string", "format": "date", "description": "Only to tell whether the subject is under 14 (then a guardian must act); not stored" } }, "description": "At least an email or a phone number" },
+                        "representative": { "enum": ["guardian", "relative", "agent"], "description": "Someone acting for the subject; always needs a staff check" },
                         "details": { "type": "object", "description": "Per kind: access {categories, format}; correction {fields: [{field, current_value?, corrected_value}]}; deletion {scope: account|categories, categories?}; restriction {processing, ground, explanation?}; portability {categories, format: json|csv, recipient?}; consent_withdrawal {consents}; complaint {subject, account, related_reference?}" },
                         "received_at": { "type": "string", "format": "date-time", "description": "Staff only" },
                         "channel": { "enum": ["phone", "letter", "email", "in_person"], "description": "Staff only" }
                     }
                 },
                 "Due": { "type": ["object", "null"], "properties": { "date": { "type": "string", "format": "date" }, "ends_at": { "type": "string", "format": "date-time" }, "warnings": { "type": "array" } } },
-                "Submitted": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "subject_token": { "type": "string" } } },
+                "Submitted": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "verification": { "type": "object" }, "session": { "type": ["object", "null"] } } },
+                "SessionOpened": { "type": "object", "properties": { "session": { "type": "object", "properties": { "token": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }, "request": { "$ref": "#/components/schemas/SubjectRequest" } } },
                 "SubjectRequest": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "timeline": { "type": "array" }, "allowed_actions": { "type": "array", "items": { "type": "string" } } } },
                 "StaffRequest": { "type": "object", "properties": { "id": { "type": "string" }, "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "version": { "type": "integer" }, "allowed_actions": { "type": "array", "items": { "type": "string" } }, "timeline": { "type": "array" } } },
                 "Command": {

@@ -300,10 +300,7 @@ async fn log_request(
     let submitted = blocking(move || requests::submit(&services, new, &actor, at)).await?;
     let r = &submitted.request;
     let allowed = allowed_commands(&r.state, &who.0, &s.context(at));
-    let mut view =
-        serde_json::to_value(staff_view(r, allowed, None, lang.0, at)).unwrap_or_default();
-    view["subject_token"] = json!(submitted.subject_token);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/staff/requests/{}", r.id)))
-        .json(view))
+        .json(staff_view(r, allowed, None, lang.0, at)))
 }

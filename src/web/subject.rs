@@ -10,7 +10,6 @@ use super::extract::{RequestLocale, SubjectToken};
 use super::submission::SubmitBody;
 use super::views::{due_view, kind_view, status_view, subject_view, SubjectRequestView};
 use crate::domain::{allowed_commands, Actor, Channel, Command, FreeText, Locale, Reference};
-use crate::service::requests::SubjectCredential;
 use crate::service::{now, requests, verification, ServiceError, Services};
 use crate::storage::rows::StoredRequest;
 
@@ -98,7 +97,6 @@ async fn submit(
             "acknowledge_by": r.state.acknowledge_by.as_ref().map(|d| due_view(d, locale)),
             "verification": verification,
             "session": session.as_ref().map(|s| json!({ "token": s.token, "expires_at": s.expires_at })),
-            "subject_token": submitted.subject_token,
             "links": { "self": location },
         })))
 }
@@ -189,10 +187,8 @@ fn session_response(session: &verification::Session, view: SubjectRequestView) -
 /// Ends the session in `Authorization` (sign out).
 #[tracing::instrument(skip_all)]
 async fn sign_out(s: web::Data<Services>, token: SubjectToken) -> Result<HttpResponse, ApiError> {
-    if let SubjectCredential::Session(t) = token.0 {
-        let services = s.clone();
-        blocking(move || verification::close_session(&services, &t, now())).await?;
-    }
+    let services = s.clone();
+    blocking(move || verification::close_session(&services, &token.0, now())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -208,8 +204,8 @@ fn detail(
 }
 
 fn reference(raw: &str) -> Result<Reference, ApiError> {
-    // An ill-formed reference names no request: the same answer as an unknown one.
-    Reference::parse(raw).map_err(|_| ApiError::not_found())
+    // An ill-formed reference opens nothing: the same answer as a wrong session.
+    Reference::parse(raw).map_err(|_| ApiError::unauthorized())
 }
 
 #[tracing::instrument(skip_all)]

@@ -200,9 +200,11 @@ async fn errors_speak_the_callers_language(app: TestApp) {
 }
 on_both_backends!(errors_speak_the_callers_language);
 
-async fn subjects_need_the_right_token_and_reference(app: TestApp) {
+async fn subjects_need_the_right_session_and_reference(app: TestApp) {
     let sub = app.submit("complaint", "cn").await;
     let other = app.submit("access", "cn").await;
+    let mine = app.verify_by_code(&sub.reference).await;
+    let theirs = app.verify_by_code(&other.reference).await;
     let res = app
         .client
         .get(app.url(&format!("/api/v1/requests/{}", sub.reference)))
@@ -213,34 +215,34 @@ async fn subjects_need_the_right_token_and_reference(app: TestApp) {
         error_code(res).await,
         (StatusCode::UNAUTHORIZED, "subject_auth_required".into())
     );
-    // Someone else's token, an unknown reference and garbage all look the same: not found.
-    for (reference, token) in [
-        (sub.reference.as_str(), other.token.as_str()),
-        ("DSR-0000-0000", sub.token.as_str()),
-        ("not-a-reference", sub.token.as_str()),
+    // Someone else's session, an unknown reference and garbage all look the same.
+    for (reference, session) in [
+        (sub.reference.as_str(), theirs.as_str()),
+        ("DSR-0000-0000", mine.as_str()),
+        ("not-a-reference", mine.as_str()),
     ] {
-        let res = app.subject_get(reference, token).await;
+        let res = app.subject_get(reference, session).await;
         assert_eq!(
             error_code(res).await,
-            (StatusCode::NOT_FOUND, "not_found".into()),
+            (StatusCode::UNAUTHORIZED, "unauthorized".into()),
             "{reference}"
         );
     }
     let res = app
-        .subject_post(&sub.reference, "withdraw", &other.token, &json!({}))
+        .subject_post(&sub.reference, "withdraw", &theirs, &json!({}))
         .await;
     assert_eq!(
         error_code(res).await,
-        (StatusCode::NOT_FOUND, "not_found".into())
+        (StatusCode::UNAUTHORIZED, "unauthorized".into())
     );
     // The reference is forgiving about case and dashes.
     let loose = sub.reference.to_lowercase().replace('-', "");
     assert_eq!(
-        app.subject_get(&loose, &sub.token).await.status(),
+        app.subject_get(&loose, &mine).await.status(),
         StatusCode::OK
     );
 }
-on_both_backends!(subjects_need_the_right_token_and_reference);
+on_both_backends!(subjects_need_the_right_session_and_reference);
 
 async fn staff_routes_need_a_valid_account_and_role(app: TestApp) {
     let res = app.login("admin@rightsflow.test", "wrong password!").await;
@@ -356,9 +358,8 @@ async fn staff_logged_requests_keep_their_real_receipt_time(app: TestApp) {
     // 45 days after 20 November 2026 (Los Angeles time).
     assert_eq!(view["due"]["date"], "2027-01-04");
     assert_eq!(view["acknowledge_by"]["date"], "2026-12-04");
-    assert!(view["subject_token"]
-        .as_str()
-        .is_some_and(|t| t.len() == 64));
+    // No code is sent for a request logged by staff: they check identity with the subject.
+    assert!(view.get("subject_token").is_none() && view.get("session").is_none());
 
     let future = app
         .post_json(
@@ -392,6 +393,7 @@ async fn optional_and_extra_fields_are_checked_not_ignored(app: TestApp) {
     let admin = app.admin_token().await;
     let sub = app.submit("access", "cn").await;
     let id = app.id_of(&admin, &sub.reference).await;
+    let session = app.verify_by_code(&sub.reference).await;
     // A misspelt field must not silently drop the version check or the reason.
     for body in [
         json!({ "command": "note", "text": "x", "expectedVersion": 0 }),
@@ -408,7 +410,7 @@ async fn optional_and_extra_fields_are_checked_not_ignored(app: TestApp) {
     let res = app
         .client
         .post(app.url(&format!("/api/v1/requests/{}/withdraw", sub.reference)))
-        .header("X-Subject-Token", &sub.token)
+        .bearer_auth(&session)
         .header("Content-Type", "application/json")
         .body("{\"reason\": ")
         .send()
@@ -419,32 +421,24 @@ async fn optional_and_extra_fields_are_checked_not_ignored(app: TestApp) {
         (StatusCode::BAD_REQUEST, "invalid_json".into())
     );
     let res = app
-        .subject_post(
-            &sub.reference,
-            "withdraw",
-            &sub.token,
-            &json!({ "why": "x" }),
-        )
+        .subject_post(&sub.reference, "withdraw", &session, &json!({ "why": "x" }))
         .await;
     assert_eq!(
         error_code(res).await,
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body".into())
     );
     let seen: Value = app
-        .subject_get(&sub.reference, &sub.token)
+        .subject_get(&sub.reference, &session)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        seen["status"]["code"], "awaiting_verification",
-        "nothing changed"
-    );
+    assert_eq!(seen["status"]["code"], "in_review", "nothing changed");
     // With no body at all, withdrawal works.
     let res = app
         .client
         .post(app.url(&format!("/api/v1/requests/{}/withdraw", sub.reference)))
-        .header("X-Subject-Token", &sub.token)
+        .bearer_auth(&session)
         .send()
         .await
         .unwrap();

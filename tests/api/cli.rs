@@ -267,12 +267,34 @@ async fn serve_is_the_default_and_its_logs_hold_no_personal_data() {
     assert_eq!(res.status(), 201);
     let created: serde_json::Value = res.json().await.unwrap();
     let reference = created["reference"].as_str().unwrap().to_owned();
-    let token = created["subject_token"].as_str().unwrap().to_owned();
+    // The code arrives in the development mailbox; entering it opens a session.
+    let code = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mails =
+                rightsflow::notifications::mail::DevMail::read_all(&dir.path().join("mail"));
+            if let Some(code) = mails.iter().find_map(|m| crate::helpers::code_in(&m.text)) {
+                break code;
+            }
+            assert!(std::time::Instant::now() < deadline, "no code arrived");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let verified: serde_json::Value = client
+        .post(format!("{base}/api/v1/requests/{reference}/verification"))
+        .json(&serde_json::json!({ "code": code }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = verified["session"]["token"].as_str().unwrap().to_owned();
     let url = format!("{base}/api/v1/requests/{reference}?email=wang.xiuying@example.cn");
     assert_eq!(
         client
             .get(&url)
-            .header("X-Subject-Token", &token)
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()
@@ -305,6 +327,7 @@ async fn serve_is_the_default_and_its_logs_hold_no_personal_data() {
         "13912345678",
         "朝阳区",
         &token,
+        &code,
     ] {
         assert!(!all.contains(secret), "the log leaks {secret:?}:\n{all}");
     }

@@ -229,7 +229,6 @@ macro_rules! on_both_backends {
 
 pub struct Submitted {
     pub reference: String,
-    pub token: String,
     pub body: Value,
 }
 
@@ -285,15 +284,15 @@ impl TestApp {
         let body: Value = res.json().await.unwrap();
         Submitted {
             reference: body["reference"].as_str().unwrap().to_owned(),
-            token: body["subject_token"].as_str().unwrap().to_owned(),
             body,
         }
     }
 
-    pub async fn subject_get(&self, reference: &str, token: &str) -> Response {
+    /// The request as the subject sees it, in their session.
+    pub async fn subject_get(&self, reference: &str, session: &str) -> Response {
         self.client
             .get(self.url(&format!("/api/v1/requests/{reference}")))
-            .header("X-Subject-Token", token)
+            .bearer_auth(session)
             .send()
             .await
             .unwrap()
@@ -303,12 +302,12 @@ impl TestApp {
         &self,
         reference: &str,
         action: &str,
-        token: &str,
+        session: &str,
         body: &Value,
     ) -> Response {
         self.client
             .post(self.url(&format!("/api/v1/requests/{reference}/{action}")))
-            .header("X-Subject-Token", token)
+            .bearer_auth(session)
             .json(body)
             .send()
             .await

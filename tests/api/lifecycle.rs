@@ -38,7 +38,7 @@ async fn every_kind_reaches_completed(app: TestApp) {
         let id = app.id_of(&agent, &sub.reference).await;
 
         // The subject enters the code they were sent.
-        app.verify_by_code(&sub.reference).await;
+        let session = app.verify_by_code(&sub.reference).await;
         let mut verified = app.staff_get(&agent, &id).await;
         if matches!(kind, "deletion" | "portability") {
             // A code alone is not enough to delete or export: staff check the evidence too.
@@ -105,7 +105,7 @@ async fn every_kind_reaches_completed(app: TestApp) {
         );
 
         let seen: Value = app
-            .subject_get(&sub.reference, &sub.token)
+            .subject_get(&sub.reference, &session)
             .await
             .json()
             .await
@@ -128,12 +128,7 @@ async fn rejection_carries_a_reason_the_subject_sees(app: TestApp) {
     let (_, reviewer) = app.staff("reviewer", Role::Reviewer).await;
     let sub = app.submit("access", "cn").await;
     let id = app.id_of(&agent, &sub.reference).await;
-    app.act_ok(
-        &agent,
-        &id,
-        json!({ "command": "verify", "method": "staff_check" }),
-    )
-    .await;
+    let session = app.verify_by_code(&sub.reference).await;
 
     let no_reason = app
         .act(
@@ -167,7 +162,7 @@ async fn rejection_carries_a_reason_the_subject_sees(app: TestApp) {
     let res = app
         .client
         .get(app.url(&format!("/api/v1/requests/{}", sub.reference)))
-        .header("X-Subject-Token", &sub.token)
+        .bearer_auth(&session)
         .header("Accept-Language", "en")
         .send()
         .await
@@ -191,11 +186,13 @@ on_both_backends!(rejection_carries_a_reason_the_subject_sees);
 async fn the_subject_can_withdraw_and_nothing_else_happens_after(app: TestApp) {
     let admin = app.admin_token().await;
     let sub = app.submit("deletion", "eu").await;
+    // A code opens a session (deletion still waits for a staff check); the subject withdraws.
+    let session = app.verify_by_code(&sub.reference).await;
     let res = app
         .subject_post(
             &sub.reference,
             "withdraw",
-            &sub.token,
+            &session,
             &json!({ "reason": "我改主意了" }),
         )
         .await;
@@ -205,7 +202,7 @@ async fn the_subject_can_withdraw_and_nothing_else_happens_after(app: TestApp) {
     assert_eq!(seen["allowed_actions"], json!([]));
 
     let again = app
-        .subject_post(&sub.reference, "withdraw", &sub.token, &json!({}))
+        .subject_post(&sub.reference, "withdraw", &session, &json!({}))
         .await;
     assert_eq!(
         error_code(again).await,
@@ -239,18 +236,13 @@ async fn withdrawal_stops_once_fulfilment_changes_data(app: TestApp) {
     let admin = app.admin_token().await;
     let sub = app.submit("restriction", "cn").await;
     let id = app.id_of(&admin, &sub.reference).await;
-    app.act_ok(
-        &admin,
-        &id,
-        json!({ "command": "verify", "method": "staff_check" }),
-    )
-    .await;
+    let session = app.verify_by_code(&sub.reference).await;
     app.act_ok(&admin, &id, json!({ "command": "approve" }))
         .await;
     app.act_ok(&admin, &id, json!({ "command": "start_fulfilment" }))
         .await;
     let res = app
-        .subject_post(&sub.reference, "withdraw", &sub.token, &json!({}))
+        .subject_post(&sub.reference, "withdraw", &session, &json!({}))
         .await;
     assert_eq!(
         error_code(res).await,
@@ -421,12 +413,7 @@ async fn questions_and_replies_go_back_and_forth(app: TestApp) {
     let (agent_id, agent) = app.staff("agent", Role::Agent).await;
     let sub = app.submit("correction", "cn").await;
     let id = app.id_of(&agent, &sub.reference).await;
-    app.act_ok(
-        &agent,
-        &id,
-        json!({ "command": "verify", "method": "staff_check" }),
-    )
-    .await;
+    let session = app.verify_by_code(&sub.reference).await;
     let assigned = app
         .act_ok(
             &agent,
@@ -455,7 +442,7 @@ async fn questions_and_replies_go_back_and_forth(app: TestApp) {
         .await;
     assert_eq!(asked["status"]["code"], "awaiting_subject");
     let seen: Value = app
-        .subject_get(&sub.reference, &sub.token)
+        .subject_get(&sub.reference, &session)
         .await
         .json()
         .await
@@ -472,7 +459,7 @@ async fn questions_and_replies_go_back_and_forth(app: TestApp) {
         .subject_post(
             &sub.reference,
             "reply",
-            &sub.token,
+            &session,
             &json!({ "message": "已通过邮件发送租房合同。" }),
         )
         .await;
@@ -481,7 +468,7 @@ async fn questions_and_replies_go_back_and_forth(app: TestApp) {
     assert_eq!(back["status"]["code"], "in_review");
     // Internal steps stay internal: the subject's timeline has no assignment.
     let seen: Value = app
-        .subject_get(&sub.reference, &sub.token)
+        .subject_get(&sub.reference, &session)
         .await
         .json()
         .await
@@ -509,20 +496,15 @@ async fn a_year_without_a_calendar_is_flagged_on_the_request(app: TestApp) {
     let admin = app.admin_token().await;
     let sub = app.submit("access", "cn").await;
     let id = app.id_of(&admin, &sub.reference).await;
-    let verified = app
-        .act_ok(
-            &admin,
-            &id,
-            json!({ "command": "verify", "method": "staff_check" }),
-        )
-        .await;
+    let session = app.verify_by_code(&sub.reference).await;
+    let verified = app.staff_get(&admin, &id).await;
     let warnings = verified["due"]["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{verified}");
     assert_eq!(warnings[0]["code"], "missing_calendar");
     assert!(warnings[0]["message"].as_str().unwrap().contains("2027"));
     // It is stored with the request, not recomputed: the subject sees it too.
     let seen: Value = app
-        .subject_get(&sub.reference, &sub.token)
+        .subject_get(&sub.reference, &session)
         .await
         .json()
         .await

@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 15] = [
+const ROUTES: [(&str, &str); 19] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -38,6 +38,10 @@ const ROUTES: [(&str, &str); 15] = [
     ("post", "/api/v1/requests/{reference}/withdraw"),
     ("post", "/api/v1/requests/{reference}/reply"),
     ("get", "/api/v1/requests/{reference}/messages"),
+    ("post", "/api/v1/requests/{reference}/verification"),
+    ("post", "/api/v1/requests/{reference}/verification/resend"),
+    ("post", "/api/v1/verification/magic-link"),
+    ("delete", "/api/v1/session"),
     ("get", "/api/v1/staff/outbox/failed"),
     ("post", "/api/v1/staff/outbox/{id}/retry"),
     ("post", "/api/v1/staff/login"),

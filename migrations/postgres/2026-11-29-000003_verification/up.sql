@@ -1,6 +1,9 @@
 -- Identity verification: the methods a request was verified by, who acts for whom, one-time
 -- codes and magic links (stored only as keyed hashes), and revocable subject sessions.
 
+-- The receipt token that guarded requests before verification existed is retired: subjects
+-- now prove who they are and get a session.
+ALTER TABLE requests DROP COLUMN subject_token_hash;
 ALTER TABLE requests ADD COLUMN verified_methods TEXT NOT NULL DEFAULT '';
 -- guardian | relative | agent when someone acts for the subject; NULL when they act themselves.
 ALTER TABLE requests ADD COLUMN representative TEXT;
