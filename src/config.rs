@@ -171,6 +171,7 @@ pub struct Config {
     pub sms_secret: Option<Secret>,
     pub worker: WorkerConfig,
     pub verification: VerificationConfig,
+    pub rate_limits: crate::web::limits::RateLimitConfig,
     /// Staff are reminded when a request is due within this many working days.
     pub reminder_working_days: u32,
     /// How often the reminder job runs (0: never).
@@ -204,6 +205,7 @@ impl Default for Config {
             sms_secret: None,
             worker: WorkerConfig::default(),
             verification: VerificationConfig::default(),
+            rate_limits: crate::web::limits::RateLimitConfig::default(),
             reminder_working_days: 3,
             reminder_sweep_seconds: 300,
         }

@@ -248,6 +248,7 @@ impl Application {
             .port();
         let data = web::Data::new(services.clone());
         let notifier_data = web::Data::new(notifier.clone());
+        let limits = web::Data::new(crate::web::limits::Limits::new(&config.rate_limits));
         let body_limit = config.body_limit;
         let server = HttpServer::new(move || {
             App::new()
@@ -256,6 +257,7 @@ impl Application {
                 .wrap(TracingLogger::<PrivacyRootSpan>::new())
                 .app_data(data.clone())
                 .app_data(notifier_data.clone())
+                .app_data(limits.clone())
                 .app_data(api::json_config(body_limit))
                 .app_data(api::query_config())
                 .app_data(api::path_config())

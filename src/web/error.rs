@@ -18,6 +18,8 @@ pub struct ApiError {
     code: &'static str,
     zh: String,
     en: String,
+    /// Seconds, sent as `Retry-After` (rate limits).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             code,
             zh: zh.into(),
             en: en.into(),
+            retry_after: None,
         }
     }
 
@@ -67,6 +70,11 @@ impl ApiError {
         )
     }
 
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     pub fn code(&self) -> &'static str {
         self.code
     }
@@ -97,12 +105,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status)
-            .insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ))
-            .body(self.body(Locale::ZhCn));
+        let mut builder = HttpResponse::build(self.status);
+        builder.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ));
+        if let Some(seconds) = self.retry_after {
+            builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        let mut res = builder.body(self.body(Locale::ZhCn));
         res.extensions_mut()
             .insert(EnglishBody(self.body(Locale::En)));
         res

@@ -6,6 +6,7 @@ pub mod dev;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod limits;
 pub mod openapi;
 pub mod outbox;
 pub mod staff;

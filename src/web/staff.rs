@@ -35,9 +35,12 @@ struct LoginBody {
 
 #[tracing::instrument(skip_all)]
 async fn login(
+    req: actix_web::HttpRequest,
     s: web::Data<Services>,
+    limits: web::Data<super::limits::Limits>,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
+    super::limits::check(&limits.staff_logins, &super::limits::client(&req))?;
     let LoginBody { email, password } = body.into_inner();
     let services = s.clone();
     let (token, row) = blocking(move || staff::login(&services, &email, &password, now())).await?;

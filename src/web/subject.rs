@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::error::{blocking, ApiError};
 use super::extract::{RequestLocale, SubjectToken};
+use super::limits::{self, Limits};
 use super::submission::SubmitBody;
 use super::views::{due_view, kind_view, status_view, subject_view, SubjectRequestView};
 use crate::domain::{allowed_commands, Actor, Channel, Command, FreeText, Locale, Reference};
@@ -35,9 +36,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn submit(
     req: HttpRequest,
     s: web::Data<Services>,
+    limits: web::Data<Limits>,
     body: web::Json<SubmitBody>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
+    limits::check(&limits.submissions, &limits::client(&req))?;
     let body = body.into_inner();
     if body.received_at.is_some() || body.channel.is_some() {
         return Err(ApiError::invalid(
@@ -110,11 +113,15 @@ struct CodeBody {
 /// A one-time code: verifies the request (if it still waits) and opens a session.
 #[tracing::instrument(skip_all)]
 async fn verify_code(
+    req: HttpRequest,
     s: web::Data<Services>,
+    limits: web::Data<Limits>,
     path: web::Path<String>,
     body: web::Json<CodeBody>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
+    limits::check(&limits.code_checks_ip, &limits::client(&req))?;
+    limits::check(&limits.code_checks_reference, &path.to_ascii_uppercase())?;
     // An ill-formed reference is answered like a wrong code, so nothing can be probed.
     let reference = Reference::parse(&path).map_err(|_| {
         ApiError::from(ServiceError::WrongCode {
@@ -135,9 +142,12 @@ async fn verify_code(
 /// Sends a new code. Always 202, known reference or not; at most one code a minute is sent.
 #[tracing::instrument(skip_all)]
 async fn resend_code(
+    req: HttpRequest,
     s: web::Data<Services>,
+    limits: web::Data<Limits>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    limits::check(&limits.resends, &limits::client(&req))?;
     let services = s.clone();
     let wait = s.verification().resend_seconds;
     if let Ok(reference) = Reference::parse(&path) {
@@ -162,10 +172,13 @@ struct LinkBody {
 /// The magic link from the code email: verifies once and opens a session.
 #[tracing::instrument(skip_all)]
 async fn magic_link(
+    req: HttpRequest,
     s: web::Data<Services>,
+    limits: web::Data<Limits>,
     body: web::Json<LinkBody>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
+    limits::check(&limits.code_checks_ip, &limits::client(&req))?;
     let token = body.into_inner().token;
     let services = s.clone();
     let (session, view) = blocking(move || {

@@ -513,3 +513,41 @@ async fn no_subject_route_answers_without_a_valid_session(app: TestApp) {
     assert_eq!(ok.status(), StatusCode::OK);
 }
 on_both_backends!(no_subject_route_answers_without_a_valid_session);
+
+fn tight_limits(config: &mut Config) {
+    config.rate_limits.submissions_per_ip = 2;
+    config.rate_limits.code_checks_per_reference = 3;
+}
+
+async fn submissions_and_code_checks_are_rate_limited(app: TestApp) {
+    let sub = app.submit("access", "cn").await;
+    app.submit("complaint", "cn").await;
+    let body = json!({ "kind": "access", "subject": { "email": "third@example.cn" }, "details": { "categories": ["orders"] } });
+    let res = app.post_json("/api/v1/requests", &body, None).await;
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into())
+    );
+    // Three guesses at one reference a minute, whatever the code.
+    let code = app.code_for(&sub.reference).await;
+    for _ in 0..3 {
+        let res = post_code(&app, &sub.reference, &wrong(&code)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = post_code(&app, &sub.reference, &code).await;
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".into())
+    );
+}
+on_both_backends!(
+    submissions_and_code_checks_are_rate_limited,
+    super::tight_limits
+);

@@ -1,0 +1,135 @@
+//! Rate limits on the routes anyone can call: submission, code checks, code resends, staff
+//! sign-in. Fixed one-minute windows per key (client address, or request reference), kept in
+//! this process's memory: several instances each count on their own (shared counters are for
+//! the scale-out work, issue #9).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::HttpRequest;
+use serde::Deserialize;
+
+use super::error::ApiError;
+
+/// Requests allowed per minute, per key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub submissions_per_ip: u32,
+    pub code_checks_per_ip: u32,
+    pub code_checks_per_reference: u32,
+    pub resends_per_ip: u32,
+    pub staff_logins_per_ip: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        // Generous per address: many people in China share one (carrier-grade NAT).
+        RateLimitConfig {
+            submissions_per_ip: 10,
+            code_checks_per_ip: 30,
+            code_checks_per_reference: 10,
+            resends_per_ip: 10,
+            staff_logins_per_ip: 10,
+        }
+    }
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Past this many keys, finished windows are swept out, so memory stays bounded.
+const SWEEP_AT: usize = 10_000;
+
+pub struct Limiter {
+    per_window: u32,
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Limiter {
+    pub fn new(per_minute: u32) -> Limiter {
+        Limiter {
+            per_window: per_minute.max(1),
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request for `key`; `Err(seconds)` when over the limit.
+    pub fn hit(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if windows.len() > SWEEP_AT {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
+        let entry = windows.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= WINDOW {
+            *entry = (now, 0);
+        }
+        if entry.1 >= self.per_window {
+            return Err(WINDOW
+                .saturating_sub(now.duration_since(entry.0))
+                .as_secs()
+                .max(1));
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+}
+
+/// The limiters of one application (shared by its workers).
+pub struct Limits {
+    pub submissions: Limiter,
+    pub code_checks_ip: Limiter,
+    pub code_checks_reference: Limiter,
+    pub resends: Limiter,
+    pub staff_logins: Limiter,
+}
+
+impl Limits {
+    pub fn new(cfg: &RateLimitConfig) -> Limits {
+        Limits {
+            submissions: Limiter::new(cfg.submissions_per_ip),
+            code_checks_ip: Limiter::new(cfg.code_checks_per_ip),
+            code_checks_reference: Limiter::new(cfg.code_checks_per_reference),
+            resends: Limiter::new(cfg.resends_per_ip),
+            staff_logins: Limiter::new(cfg.staff_logins_per_ip),
+        }
+    }
+}
+
+/// The client's address as the server sees it (behind a proxy: the proxy's).
+pub fn client(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Applies `limiter` to `key`, answering 429 `rate_limited` with `Retry-After` when over.
+pub fn check(limiter: &Limiter, key: &str) -> Result<(), ApiError> {
+    limiter.hit(key).map_err(|retry_after| {
+        tracing::warn!(retry_after, "rate limit reached");
+        ApiError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("请求过于频繁，请 {retry_after} 秒后再试"),
+            format!("Too many requests; try again in {retry_after} s"),
+        )
+        .retry_after(retry_after)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_gets_its_quota_per_window_and_others_are_separate() {
+        let l = Limiter::new(3);
+        assert!((0..3).all(|_| l.hit("a").is_ok()));
+        let wait = l.hit("a").unwrap_err();
+        assert!((1..=60).contains(&wait));
+        assert!(l.hit("b").is_ok());
+    }
+}
