@@ -33,8 +33,13 @@ text_enum! {
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// One proof of identity. The request counts as verified once the proofs so far meet the
-    /// kind's requirement (and, for a representative, include a staff check).
-    Verify { method: VerificationMethod },
+    /// kind's requirement (and, for a representative, include a staff check). A staff check
+    /// says what evidence was checked.
+    Verify {
+        method: VerificationMethod,
+        #[serde(default)]
+        evidence: Option<FreeText>,
+    },
     /// A failed verification attempt, for the record.
     VerificationFailed {
         method: VerificationMethod,

@@ -28,6 +28,8 @@ pub enum TransitionError {
     SameApprover,
     #[error("Fulfilment has started changing data; the request can no longer be withdrawn")]
     FulfilmentStarted,
+    #[error("A staff check must say what evidence was checked")]
+    EvidenceRequired,
     #[error("The subject still has until {} to verify", until.format("%Y-%m-%d %H:%M UTC"))]
     VerificationWindowOpen { until: DateTime<Utc> },
 }
@@ -45,6 +47,7 @@ impl TransitionError {
             Self::SameApprover => "second_approver_required",
             Self::FulfilmentStarted => "fulfilment_started",
             Self::VerificationWindowOpen { .. } => "verification_window_open",
+            Self::EvidenceRequired => "evidence_required",
         }
     }
 
@@ -52,6 +55,11 @@ impl TransitionError {
     /// forbids the command (HTTP 409).
     pub fn is_permission(&self) -> bool {
         matches!(self, Self::NotPermitted { .. })
+    }
+
+    /// True when the command itself lacks something (HTTP 422), not the state or the right.
+    pub fn is_incomplete(&self) -> bool {
+        matches!(self, Self::EvidenceRequired)
     }
 
     pub fn message_en(&self) -> String {
@@ -74,6 +82,7 @@ impl TransitionError {
             Self::PastDue => "已超过处理期限，不能再延期".into(),
             Self::SameApprover => "第二次批准必须由另一名工作人员作出".into(),
             Self::FulfilmentStarted => "请求已开始执行并修改数据，无法撤回".into(),
+            Self::EvidenceRequired => "人工核验须注明所核对的证明材料".into(),
             Self::VerificationWindowOpen { until } => {
                 format!(
                     "申请人仍可在 {} 之前完成身份验证",

@@ -115,8 +115,11 @@ pub fn apply(
     };
 
     match command {
-        Command::Verify { method } => {
+        Command::Verify { method, evidence } => {
             require(&[Status::AwaitingVerification])?;
+            if *method == VerificationMethod::StaffCheck && evidence.is_none() {
+                return Err(TransitionError::EvidenceRequired);
+            }
             if !next.verified_methods.contains(method) {
                 next.verified_methods.push(*method);
             }
@@ -333,6 +336,7 @@ pub fn allowed_commands(
     let samples = [
         Command::Verify {
             method: VerificationMethod::StaffCheck,
+            evidence: Some(text.clone()),
         },
         Command::Expire,
         Command::RequestInfo {
@@ -381,7 +385,7 @@ fn check_permission(
         // The system proves identity by codes, links and platform tokens; a staff check is
         // staff's to record.
         Actor::System => match command {
-            Command::Verify { method } => *method != VerificationMethod::StaffCheck,
+            Command::Verify { method, .. } => *method != VerificationMethod::StaffCheck,
             Command::Expire
             | Command::VerificationFailed { .. }
             | Command::StartFulfilment
@@ -393,7 +397,7 @@ fn check_permission(
                 && match command {
                     Command::Reject { .. } | Command::Extend { .. } => role.decides(),
                     // Staff record the checks they made, never a code someone else received.
-                    Command::Verify { method } => *method == VerificationMethod::StaffCheck,
+                    Command::Verify { method, .. } => *method == VerificationMethod::StaffCheck,
                     Command::VerificationFailed { .. } => false,
                     // An agent may prepare a four-eyes request (the first approval) but never
                     // release one.

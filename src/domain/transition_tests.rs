@@ -59,6 +59,7 @@ fn reviewer2() -> Actor {
 fn verify() -> Command {
     Command::Verify {
         method: VerificationMethod::StaffCheck,
+        evidence: Some(text("核对了身份证原件")),
     }
 }
 
@@ -66,6 +67,7 @@ fn verify() -> Command {
 fn code() -> Command {
     Command::Verify {
         method: VerificationMethod::EmailCode,
+        evidence: None,
     }
 }
 
@@ -192,6 +194,7 @@ fn strong_kinds_and_representatives_need_the_staff_check_too() {
         &Actor::System,
         &Command::Verify {
             method: VerificationMethod::PlatformToken,
+            evidence: None,
         },
         &w.ctx(t),
     )
@@ -211,6 +214,15 @@ fn strong_kinds_and_representatives_need_the_staff_check_too() {
     assert_eq!(half.state.status, Status::AwaitingVerification);
     let full = apply(&half.state, &agent(), &verify(), &w.ctx(t)).unwrap();
     assert_eq!(full.state.status, Status::InReview);
+    // A staff check says what was checked.
+    let bare = Command::Verify {
+        method: VerificationMethod::StaffCheck,
+        evidence: None,
+    };
+    assert_eq!(
+        apply(&half.state, &agent(), &bare, &w.ctx(t)).unwrap_err(),
+        TransitionError::EvidenceRequired
+    );
     // Staff record checks, never codes; the system never records a staff check.
     assert!(apply(&s, &agent(), &code(), &w.ctx(t))
         .unwrap_err()

@@ -293,7 +293,10 @@ fn prove_and_open(
             s,
             &request.id,
             &Actor::System,
-            &Command::Verify { method },
+            &Command::Verify {
+                method,
+                evidence: None,
+            },
             None,
             now,
         )?

@@ -148,7 +148,13 @@ impl From<ServiceError> for ApiError {
         match e {
             S::NotFound => ApiError::not_found(),
             S::Transition(t) => {
-                let status = if t.is_permission() { StatusCode::FORBIDDEN } else { StatusCode::CONFLICT };
+                let status = if t.is_permission() {
+                    StatusCode::FORBIDDEN
+                } else if t.is_incomplete() {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::CONFLICT
+                };
                 ApiError::new(status, t.code(), t.message_zh(), t.message_en())
             }
             S::Stale { current } => ApiError::new(

@@ -215,7 +215,8 @@ pub fn spec() -> Value {
                     "properties": {
                         "command": { "enum": COMMAND_NAMES },
                         "expected_version": { "type": "integer", "description": "Fail with 409 stale_version if the request changed since" },
-                        "method": { "enum": ["email_code", "sms_code", "magic_link", "platform_token", "staff_check"], "description": "verify" },
+                        "method": { "enum": ["staff_check"], "description": "verify: staff record a check of identity evidence (codes, links and platform tokens are recorded by the system)" },
+                        "evidence": { "type": "string", "description": "verify: what evidence was checked (required)" },
                         "question": { "type": "string", "description": "request_info" },
                         "message": { "type": "string", "description": "subject_reply" },
                         "assignee": { "type": ["string", "null"], "description": "assign" },
@@ -242,7 +243,7 @@ mod tests {
     fn every_documented_command_is_a_real_command() {
         for name in COMMAND_NAMES {
             let fields = match name {
-                "verify" => json!({ "method": "staff_check" }),
+                "verify" => json!({ "method": "staff_check", "evidence": "核对了身份证原件" }),
                 "request_info" => json!({ "question": "q" }),
                 "subject_reply" => json!({ "message": "m" }),
                 "assign" => json!({ "assignee": null }),

@@ -71,7 +71,7 @@ async fn a_disallowed_command_gets_409_and_changes_nothing(app: TestApp) {
         error_code(stale).await,
         (StatusCode::CONFLICT, "stale_version".into())
     );
-    let accepted = app.act_ok(&admin, &id, json!({ "command": "verify", "method": "staff_check", "expected_version": before["version"] })).await;
+    let accepted = app.act_ok(&admin, &id, json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件", "expected_version": before["version"] })).await;
     assert_eq!(accepted["version"], before["version"].as_i64().unwrap() + 1);
     assert_eq!(
         outbox_len(&app, &id).await,

@@ -50,7 +50,7 @@ async fn every_kind_reaches_completed(app: TestApp) {
                 .act_ok(
                     &agent,
                     &id,
-                    json!({ "command": "verify", "method": "staff_check" }),
+                    json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
                 )
                 .await;
         }
@@ -213,7 +213,7 @@ async fn the_subject_can_withdraw_and_nothing_else_happens_after(app: TestApp) {
         .act(
             &admin,
             &id,
-            json!({ "command": "verify", "method": "staff_check" }),
+            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
         )
         .await;
     assert_eq!(
@@ -368,7 +368,7 @@ async fn extension_moves_the_due_date_as_the_brief_says(app: TestApp) {
     app.act_ok(
         &agent,
         &id,
-        json!({ "command": "verify", "method": "staff_check" }),
+        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
     )
     .await;
     let cn = app.act(&reviewer, &id, extend).await;
@@ -388,7 +388,7 @@ async fn four_eyes_needs_a_different_second_approver(app: TestApp) {
     app.act_ok(
         &reviewer,
         &id,
-        json!({ "command": "verify", "method": "staff_check" }),
+        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
     )
     .await;
     let first = app

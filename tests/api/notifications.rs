@@ -200,7 +200,7 @@ async fn a_journey_reaches_the_subject_in_english_and_staff_in_chinese(
     app.act_ok(
         &agent,
         &id,
-        json!({ "command": "verify", "method": "staff_check" }),
+        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
     )
     .await;
     sink.wait_to(anna, 3, 10).await;
@@ -287,7 +287,7 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
     app.act_ok(
         &admin,
         &id,
-        json!({ "command": "verify", "method": "staff_check" }),
+        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
     )
     .await;
     app.act_ok(&admin, &id, json!({ "command": "approve" }))
@@ -304,7 +304,7 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
     app.act_ok(
         &admin,
         &id,
-        json!({ "command": "verify", "method": "staff_check" }),
+        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
     )
     .await;
     app.act_ok(&admin, &id, json!({ "command": "reject", "reason": "no_data_held", "explanation": "系统中没有与该邮箱关联的账户。" })).await;

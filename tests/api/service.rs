@@ -110,7 +110,7 @@ async fn concurrent_decisions_on_one_request_do_not_both_win(app: TestApp) {
         .act_ok(
             &r1,
             &id,
-            json!({ "command": "verify", "method": "staff_check" }),
+            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
         )
         .await;
     let v = verified["version"].clone();

@@ -420,11 +420,22 @@ async fn a_guardians_request_needs_the_staff_check_and_a_minor_cannot_submit_alo
         error_code(res).await,
         (StatusCode::CONFLICT, "command_not_allowed".into())
     );
+    let bare = app
+        .act(
+            &agent,
+            id,
+            json!({ "command": "verify", "method": "staff_check" }),
+        )
+        .await;
+    assert_eq!(
+        error_code(bare).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "evidence_required".into())
+    );
     let checked = app
         .act_ok(
             &agent,
             id,
-            json!({ "command": "verify", "method": "staff_check" }),
+            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
         )
         .await;
     assert_eq!(checked["status"]["code"], "in_review");
