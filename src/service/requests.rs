@@ -67,6 +67,7 @@ pub fn submit(
             contact: new.contact.clone(),
             details: new.details.to_json(),
             platform_user_id: new.platform_user_id.clone(),
+            duplicate_of: None,
             created_at: now,
             updated_at: now,
         };
@@ -144,9 +145,14 @@ pub fn act(
                     actor = actor.kind_str(),
                     "command applied"
                 );
+                let newly_verified =
+                    before.state.verified_at.is_none() && outcome.state.verified_at.is_some();
                 let mut after = before;
                 after.state = outcome.state;
                 after.updated_at = now;
+                if newly_verified {
+                    flag_duplicate(&mut conn, &mut after)?;
+                }
                 return Ok(after);
             }
             Err(StoreError::Conflict) if expected_version.is_none() => continue,
@@ -154,6 +160,20 @@ pub fn act(
         }
     }
     Err(ServiceError::Busy)
+}
+
+/// Flags a request that duplicates another open one of the same kind by the same subject, for
+/// staff to decide (they may reject it as `excessive`, or handle both); nothing is merged.
+fn flag_duplicate(
+    conn: &mut crate::storage::DbConnection,
+    request: &mut StoredRequest,
+) -> Result<(), ServiceError> {
+    if let Some(original) = store::open_duplicate_of(conn, request)? {
+        store::set_duplicate_of(conn, &request.id, &original)?;
+        tracing::info!(reference = %request.reference, duplicate_of = %original, "request flagged as a duplicate");
+        request.duplicate_of = Some(original);
+    }
+    Ok(())
 }
 
 /// A subject's command on their own request (withdraw, reply), in their session.

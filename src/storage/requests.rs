@@ -134,6 +134,8 @@ pub struct ListFilter {
     pub due_before: Option<DateTime<Utc>>,
     /// Open and past due at `now`.
     pub overdue_at: Option<DateTime<Utc>>,
+    /// Only requests flagged as duplicating another open request.
+    pub duplicates_only: bool,
     pub sort: Sort,
     pub limit: i64,
     pub offset: i64,
@@ -155,6 +157,9 @@ fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
     }
     if let Some(t) = f.due_before {
         q = q.filter(requests::due_at.le(to_db_time(t)));
+    }
+    if f.duplicates_only {
+        q = q.filter(requests::duplicate_of.is_not_null());
     }
     if let Some(now) = f.overdue_at {
         q = q
@@ -210,4 +215,60 @@ pub fn awaiting_verification_since(
         .select(requests::id)
         .limit(limit)
         .load(conn)?)
+}
+
+/// Another open, verified request of the same kind by the same subject (same email, phone or
+/// platform account), oldest first: the one `request` duplicates, if any.
+pub fn open_duplicate_of(
+    conn: &mut DbConnection,
+    request: &StoredRequest,
+) -> Result<Option<String>, StoreError> {
+    let email = request
+        .contact
+        .email
+        .as_ref()
+        .map(|e| e.as_str().to_owned());
+    let phone = request
+        .contact
+        .phone
+        .as_ref()
+        .map(|p| p.as_str().to_owned());
+    let platform = request.platform_user_id.clone();
+    if email.is_none() && phone.is_none() && platform.is_none() {
+        return Ok(None);
+    }
+    let mut same_subject: Box<
+        dyn BoxableExpression<requests::table, MultiBackend, SqlType = diesel::sql_types::Bool>,
+    > = Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("1 = 0"));
+    if let Some(e) = email {
+        same_subject = Box::new(same_subject.or(requests::subject_email.eq(e).assume_not_null()));
+    }
+    if let Some(p) = phone {
+        same_subject = Box::new(same_subject.or(requests::subject_phone.eq(p).assume_not_null()));
+    }
+    if let Some(p) = platform {
+        same_subject =
+            Box::new(same_subject.or(requests::platform_user_id.eq(p).assume_not_null()));
+    }
+    Ok(requests::table
+        .filter(requests::id.ne(&request.id))
+        .filter(requests::kind.eq(request.state.kind.as_str()))
+        .filter(requests::closed_at.is_null())
+        .filter(requests::verified_at.is_not_null())
+        .filter(same_subject)
+        .order(requests::received_at.asc())
+        .select(requests::reference)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn set_duplicate_of(
+    conn: &mut DbConnection,
+    id: &str,
+    reference: &str,
+) -> Result<(), StoreError> {
+    diesel::update(requests::table.filter(requests::id.eq(id)))
+        .set(requests::duplicate_of.eq(Some(reference)))
+        .execute(conn)?;
+    Ok(())
 }

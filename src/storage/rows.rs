@@ -47,6 +47,7 @@ pub struct RequestRow {
     pub verified_methods: String,
     pub representative: Option<String>,
     pub platform_user_id: Option<String>,
+    pub duplicate_of: Option<String>,
 }
 
 /// The columns the workflow changes; `None` writes NULL (an unassigned request has no
@@ -124,6 +125,8 @@ pub struct StoredRequest {
     pub details: serde_json::Value,
     /// The platform account the request is bound to, when it came signed by the platform.
     pub platform_user_id: Option<String>,
+    /// Another open request of the same kind by the same subject, found at verification.
+    pub duplicate_of: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -196,6 +199,7 @@ impl TryFrom<RequestRow> for StoredRequest {
             contact,
             details: serde_json::from_str(&row.details).map_err(StoreError::corrupt)?,
             platform_user_id: row.platform_user_id,
+            duplicate_of: row.duplicate_of,
             created_at: from_db_time(row.created_at),
             updated_at: from_db_time(row.updated_at),
         })
@@ -237,6 +241,7 @@ impl StoredRequest {
             verified_methods: c.verified_methods,
             representative: self.state.representative.map(|r| r.as_str().to_owned()),
             platform_user_id: self.platform_user_id.clone(),
+            duplicate_of: self.duplicate_of.clone(),
         }
     }
 }

@@ -46,6 +46,7 @@ diesel::table! {
         verified_methods -> Text,
         representative -> Nullable<Text>,
         platform_user_id -> Nullable<Text>,
+        duplicate_of -> Nullable<Text>,
     }
 }
 

@@ -157,6 +157,7 @@ pub fn spec() -> Value {
                         query("assignee", json!({ "type": "string" }), "A staff id, or `me`"),
                         query("due_before", json!({ "type": "string" }), "A date (YYYY-MM-DD) or an RFC 3339 instant"),
                         query("overdue", json!({ "type": "boolean" }), "Only open requests past their due date"),
+                        query("duplicate", json!({ "type": "boolean" }), "Only requests flagged as duplicating another open request of the same kind by the same subject"),
                         query("sort", json!({ "enum": ["due", "-due", "received", "-received"] }), "Default: due (soonest first)"),
                         query("limit", json!({ "type": "integer", "minimum": 1, "maximum": 200 }), "Page size (default 50)"),
                         query("offset", json!({ "type": "integer", "minimum": 0 }), "Page start")

@@ -64,6 +64,8 @@ struct ListQuery {
     /// A date (`2026-10-23`, through the end of that day UTC) or an RFC 3339 instant.
     due_before: Option<String>,
     overdue: Option<bool>,
+    /// Only requests flagged as duplicates.
+    duplicate: Option<bool>,
     /// `due` (default), `-due`, `received`, `-received`.
     sort: Option<String>,
     limit: Option<i64>,
@@ -121,6 +123,7 @@ impl ListQuery {
                 .map(|t| parse_instant(&t).ok_or_else(|| bad_query("due_before")))
                 .transpose()?,
             overdue_at: self.overdue.filter(|o| *o).map(|_| now),
+            duplicates_only: self.duplicate.unwrap_or(false),
             sort,
             limit,
             offset,

@@ -193,6 +193,8 @@ pub struct StaffRequestView {
     pub fulfilment_started_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub rejection_reason: Option<Labelled>,
+    /// The reference of an earlier open request of the same kind by the same subject.
+    pub duplicate_of: Option<String>,
     pub version: i64,
     pub allowed_actions: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,6 +246,7 @@ pub fn staff_view(
         fulfilment_started_at: s.fulfilment_started_at,
         closed_at: s.closed_at,
         rejection_reason: s.rejection.map(|x| reason_view(x, locale)),
+        duplicate_of: r.duplicate_of.clone(),
         version: s.version,
         allowed_actions: allowed,
         timeline: events.map(|events| {

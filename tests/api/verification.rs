@@ -562,3 +562,31 @@ on_both_backends!(
     submissions_and_code_checks_are_rate_limited,
     super::tight_limits
 );
+
+async fn a_second_open_request_of_the_same_kind_is_flagged_not_merged(app: TestApp) {
+    let admin = app.admin_token().await;
+    let first = app.submit("access", "cn").await;
+    let second = app.submit("access", "cn").await;
+    let other_kind = app.submit("complaint", "cn").await;
+    for r in [&first, &second, &other_kind] {
+        app.verify_by_code(&r.reference).await;
+    }
+    let view = app.find(&admin, &second.reference).await;
+    assert_eq!(view["duplicate_of"], first.reference.as_str());
+    assert!(app.find(&admin, &first.reference).await["duplicate_of"].is_null());
+    assert!(
+        app.find(&admin, &other_kind.reference).await["duplicate_of"].is_null(),
+        "another kind is no duplicate"
+    );
+    let flagged = app.list(&admin, "duplicate=true").await;
+    let refs: Vec<&str> = flagged["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, vec![second.reference.as_str()]);
+    // Both stay open: staff decide.
+    assert_eq!(view["status"]["code"], "in_review");
+}
+on_both_backends!(a_second_open_request_of_the_same_kind_is_flagged_not_merged);

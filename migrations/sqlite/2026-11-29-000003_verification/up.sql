@@ -9,6 +9,9 @@ ALTER TABLE requests ADD COLUMN verified_methods TEXT NOT NULL DEFAULT '';
 ALTER TABLE requests ADD COLUMN representative TEXT;
 -- Set when the request came with a token the platform signed (bound to that account).
 ALTER TABLE requests ADD COLUMN platform_user_id TEXT;
+-- Set when, at verification, the same subject already had an open request of the same kind:
+-- the reference of that one, for staff to decide (never merged silently).
+ALTER TABLE requests ADD COLUMN duplicate_of TEXT;
 
 CREATE TABLE verification_challenges (
     id TEXT PRIMARY KEY NOT NULL,
