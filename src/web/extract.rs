@@ -56,8 +56,8 @@ impl FromRequest for StaffActor {
     }
 }
 
-/// The subject's session, from `Authorization: Bearer <session>` (opened by a code, a magic
-/// link or a platform sign-in).
+/// The subject's session: `Authorization: Bearer <session>` (API clients) or the portal's
+/// session cookie (opened by a code, a magic link or a platform sign-in).
 #[derive(Debug, Clone)]
 pub struct SubjectToken(pub String);
 
@@ -73,7 +73,13 @@ impl FromRequest for SubjectToken {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(|t| SubjectToken(t.to_owned()));
+            .map(|t| SubjectToken(t.to_owned()))
+            .or_else(|| {
+                req.cookie(super::subject::SESSION_COOKIE)
+                    .map(|c| c.value().to_owned())
+                    .filter(|v| !v.is_empty())
+                    .map(SubjectToken)
+            });
         ready(session.ok_or_else(|| {
             ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,

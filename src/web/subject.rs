@@ -190,11 +190,30 @@ async fn magic_link(
     Ok(session_response(&session, view))
 }
 
+/// The session cookie for the portal: HttpOnly (no script reads it), Secure, SameSite=Strict
+/// (no other site's page can send it, which also stops cross-site form posts).
+pub const SESSION_COOKIE: &str = "rf_session";
+
+fn session_cookie(session: &verification::Session) -> actix_web::cookie::Cookie<'static> {
+    let seconds = (session.expires_at - chrono::Utc::now())
+        .num_seconds()
+        .max(0);
+    actix_web::cookie::Cookie::build(SESSION_COOKIE, session.token.clone())
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(seconds))
+        .finish()
+}
+
 fn session_response(session: &verification::Session, view: SubjectRequestView) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "session": { "token": session.token, "expires_at": session.expires_at },
-        "request": view,
-    }))
+    HttpResponse::Ok()
+        .cookie(session_cookie(session))
+        .json(json!({
+            "session": { "token": session.token, "expires_at": session.expires_at },
+            "request": view,
+        }))
 }
 
 /// Ends the session in `Authorization` (sign out).
@@ -202,7 +221,11 @@ fn session_response(session: &verification::Session, view: SubjectRequestView) -
 async fn sign_out(s: web::Data<Services>, token: SubjectToken) -> Result<HttpResponse, ApiError> {
     let services = s.clone();
     blocking(move || verification::close_session(&services, &token.0, now())).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let mut gone = actix_web::cookie::Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .finish();
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
 }
 
 /// The request as its subject sees it, with what they may do now.

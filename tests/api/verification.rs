@@ -42,9 +42,37 @@ async fn a_right_code_verifies_and_opens_a_session(app: TestApp) {
     let code = app.code_for(&sub.reference).await;
     let res = post_code(&app, &sub.reference, &code).await;
     assert_eq!(res.status(), StatusCode::OK);
+    // The portal gets the session as a cookie scripts cannot read and other sites cannot send.
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    for attribute in [
+        "rf_session=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing in {cookie}"
+        );
+    }
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["request"]["status"]["code"], "in_review");
     let session = body["session"]["token"].as_str().unwrap().to_owned();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let by_cookie = app
+        .client
+        .get(app.url(&format!("/api/v1/requests/{}", sub.reference)))
+        .header("Cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), StatusCode::OK);
     let seen: Value = get_with_session(&app, &sub.reference, &session)
         .await
         .json()
