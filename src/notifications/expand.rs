@@ -157,7 +157,7 @@ pub fn expand(
         }
     }
     let count = out.rows.len() + usize::from(out.inbox.is_some());
-    store(&mut conn, row, out, worker, now)?;
+    store(&mut conn, row, out, worker, payload.message, now)?;
     tracing::info!(outbox_id = %row.id, reference = %request.reference, message_name = message, deliveries = count, "notification expanded");
     Ok(count)
 }
@@ -209,6 +209,7 @@ fn store(
     parent: &OutboxRow,
     out: Deliveries,
     worker: &str,
+    payload_message: Message,
     now: DateTime<Utc>,
 ) -> Result<(), NotifyError> {
     let result = conn.transaction::<_, StoreError, _>(|c| {
@@ -218,7 +219,12 @@ fn store(
         if let Some(message) = &out.inbox {
             inbox::insert(c, message)?;
         }
-        outbox::mark_done(c, &parent.id, worker, now).map(|_| ())
+        outbox::mark_done(c, &parent.id, worker, now)?;
+        // The code now sits in the delivery rows only (scrubbed when they are delivered).
+        if payload_message == Message::VerificationCode {
+            outbox::scrub_payload(c, &parent.id)?;
+        }
+        Ok(())
     });
     match result {
         Ok(()) => Ok(()),

@@ -54,6 +54,12 @@ pub fn retry_delay(attempt: i32, base_seconds: i64, max_seconds: i64, jitter: f6
     Duration::milliseconds((capped as f64 * 1000.0 * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as i64)
 }
 
+/// Whether an outbox row holds a one-time code (the notification or a delivery of it).
+fn carries_code(row: &OutboxRow) -> bool {
+    serde_json::from_str::<serde_json::Value>(&row.payload)
+        .is_ok_and(|p| p["message"] == crate::domain::Message::VerificationCode.as_str())
+}
+
 pub struct Worker {
     services: Services,
     notifier: Arc<Notifier>,
@@ -121,7 +127,14 @@ impl Worker {
         let at = now();
         match result {
             Ok(()) if row.kind == NOTIFY => Ok(()),
-            Ok(()) => outbox::mark_done(&mut conn, &row.id, &self.id, at).map(|_| ()),
+            Ok(()) => {
+                let recorded = outbox::mark_done(&mut conn, &row.id, &self.id, at)?;
+                // A code is a secret for its few minutes: once delivered, drop it from the queue.
+                if recorded && carries_code(row) {
+                    outbox::scrub_payload(&mut conn, &row.id)?;
+                }
+                Ok(())
+            }
             Err(e) => {
                 let cfg = &self.notifier.worker;
                 let give_up = e.is_permanent() || row.attempts >= cfg.max_attempts;

@@ -213,7 +213,12 @@ pub fn verify_code(
         None
     };
     if let Some((kind, error)) = failure {
-        record_failure(s, &request, method, kind, now);
+        // Attempts at a challenge that was locked already are refused without a record each
+        // (the lock itself was recorded), so guessing cannot grow the event log.
+        let already_locked = challenge.locked_at.is_some() || challenge.attempts >= max;
+        if !already_locked {
+            record_failure(s, &request, method, kind, now);
+        }
         return Err(error);
     }
     if !store::use_challenge(&mut conn, &challenge.id, now)? {

@@ -190,6 +190,15 @@ pub fn mark_done(
     Ok(changed == 1)
 }
 
+/// Replaces a row's payload once it is no longer needed (a delivered verification code must
+/// not stay readable in the queue).
+pub fn scrub_payload(conn: &mut DbConnection, id: &str) -> Result<(), StoreError> {
+    diesel::update(outbox::table.filter(outbox::id.eq(id)))
+        .set(outbox::payload.eq(r#"{"scrubbed":true}"#))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// After a failed attempt by `worker`: back to pending at `retry_at`, or parked as failed when `retry_at`
 /// is None (attempts exhausted or the error is permanent). The last error is kept for staff.
 pub fn mark_attempt_failed(

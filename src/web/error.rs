@@ -173,7 +173,7 @@ impl From<ServiceError> for ApiError {
             S::WrongSubjectToken => ApiError::not_found(),
             S::WrongCode { attempts_left } => {
                 let (zh, en) = match attempts_left {
-                    Some(n) => (format!("验证码不正确，还可以再试 {n} 次"), format!("The code is wrong; {n} tries left")),
+                    Some(n) => (format!("验证码不正确，还可以再试 {n} 次"), format!("The code is wrong; attempts left: {n}")),
                     None => ("验证码不正确".to_owned(), "The code is wrong".to_owned()),
                 };
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_code", zh, en)

@@ -195,6 +195,10 @@ pub struct StaffRequestView {
     pub rejection_reason: Option<Labelled>,
     /// The reference of an earlier open request of the same kind by the same subject.
     pub duplicate_of: Option<String>,
+    /// How identity has been proved so far, and who acts for the subject.
+    pub verified_methods: Vec<crate::domain::VerificationMethod>,
+    pub representative: Option<crate::domain::Relationship>,
+    pub platform_user_id: Option<String>,
     pub version: i64,
     pub allowed_actions: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,6 +251,9 @@ pub fn staff_view(
         closed_at: s.closed_at,
         rejection_reason: s.rejection.map(|x| reason_view(x, locale)),
         duplicate_of: r.duplicate_of.clone(),
+        verified_methods: s.verified_methods.clone(),
+        representative: s.representative,
+        platform_user_id: r.platform_user_id.clone(),
         version: s.version,
         allowed_actions: allowed,
         timeline: events.map(|events| {

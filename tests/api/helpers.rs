@@ -47,6 +47,8 @@ pub struct TestApp {
     pub services: Services,
     pub notifier: std::sync::Arc<rightsflow::notifications::Notifier>,
     pub shutdown: rightsflow::notifications::Shutdown,
+    /// The SMTP server the app mails to, when it has one (else the file mailbox is used).
+    pub sink: Option<crate::smtp::SmtpSink>,
     pub backend: Backend,
     database_url: String,
     _dir: tempfile::TempDir,
@@ -178,6 +180,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         services,
         notifier,
         shutdown,
+        sink: None,
         backend,
         database_url: db_url,
         _dir: dir,
@@ -190,6 +193,22 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// An application mailing to a real SMTP server on loopback.
+pub async fn spawn_app_with_sink(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
+    let sink = crate::smtp::SmtpSink::start().await;
+    let s = sink.clone();
+    let mut app = spawn_app_with(backend, move |c| {
+        mail_to(&s, c);
+        tweak(c);
+    })
+    .await?;
+    app.sink = Some(sink);
+    Some(app)
 }
 
 /// Sends the application's email to `sink` over SMTP.
@@ -372,27 +391,44 @@ impl TestApp {
         self.staff_get(token, &id).await
     }
 
-    /// The newest verification code sent for `reference`, read from the file mail transport
-    /// the way a person would read their mailbox (waits for the worker to write it).
-    pub async fn code_for(&self, reference: &str) -> String {
-        let dir = self.data_dir().join("mail");
-        let reference = reference.to_owned();
+    /// The text bodies of the messages sent about `reference` so far: from the SMTP server when
+    /// the app has one, else from the file mailbox, as a person would read their mail.
+    pub fn mail_texts(&self, reference: &str) -> Vec<String> {
+        match &self.sink {
+            Some(sink) => sink
+                .messages()
+                .iter()
+                .filter(|m| m.subject().contains(reference))
+                .filter_map(|m| m.part("text/plain"))
+                .collect(),
+            None => {
+                rightsflow::notifications::mail::DevMail::read_all(&self.data_dir().join("mail"))
+                    .into_iter()
+                    .filter(|m| m.subject.contains(reference))
+                    .map(|m| m.text)
+                    .collect()
+            }
+        }
+    }
+
+    /// Waits for a message about `reference` whose text `pick` accepts; returns what it picked.
+    pub async fn wait_mail<T>(&self, reference: &str, pick: impl Fn(&str) -> Option<T>) -> T {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let mails = rightsflow::notifications::mail::DevMail::read_all(&dir);
-            let code = mails
-                .iter()
-                .filter(|m| m.subject.contains(&reference))
-                .find_map(|m| code_in(&m.text));
-            if let Some(code) = code {
-                return code;
+            if let Some(found) = self.mail_texts(reference).iter().find_map(|t| pick(t)) {
+                return found;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no verification code arrived for {reference}"
+                "no such message arrived for {reference}"
             );
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+    }
+
+    /// The newest verification code sent for `reference`.
+    pub async fn code_for(&self, reference: &str) -> String {
+        self.wait_mail(reference, code_in).await
     }
 
     /// Verifies `reference` with the code from the mailbox; returns the session token.
