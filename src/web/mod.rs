@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod staff;
 pub mod subject;
 pub mod submission;
+pub mod verify_page;
 pub mod views;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -27,6 +28,7 @@ use crate::notifications::Notifier;
 /// Every route of the application. `/dev/mail` only while email goes to files.
 pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier>>) {
     cfg.configure(health::routes)
+        .configure(verify_page::routes)
         .route("/api/openapi.json", web::get().to(openapi::document))
         .service(
             web::scope("/api/v1")

@@ -194,7 +194,7 @@ async fn magic_link(
 /// (no other site's page can send it, which also stops cross-site form posts).
 pub const SESSION_COOKIE: &str = "rf_session";
 
-fn session_cookie(session: &verification::Session) -> actix_web::cookie::Cookie<'static> {
+pub fn session_cookie(session: &verification::Session) -> actix_web::cookie::Cookie<'static> {
     let seconds = (session.expires_at - chrono::Utc::now())
         .num_seconds()
         .max(0);

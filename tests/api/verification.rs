@@ -662,3 +662,71 @@ async fn a_second_open_request_of_the_same_kind_is_flagged_not_merged(app: TestA
     assert_eq!(view["status"]["code"], "in_review");
 }
 on_both_backends!(a_second_open_request_of_the_same_kind_is_flagged_not_merged);
+
+async fn the_emailed_link_opens_a_page_that_verifies_only_when_confirmed(app: TestApp) {
+    let sub = app.submit("access", "cn").await;
+    let link = app
+        .wait_mail(&sub.reference, |t| {
+            t.split_whitespace()
+                .find(|w| w.contains("/verify?token="))
+                .map(str::to_owned)
+        })
+        .await;
+    let path = &link[link.find("/verify?").unwrap()..];
+    let token = path.split("token=").nth(1).unwrap().to_owned();
+    // Opening the link (as a mail scanner would) changes nothing.
+    for _ in 0..2 {
+        let page = app
+            .client
+            .get(app.url(path))
+            .header("Accept-Language", "en")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("Confirm my identity") && html.contains("method=\"post\""),
+            "{html}"
+        );
+    }
+    let admin = app.admin_token().await;
+    assert_eq!(
+        app.find(&admin, &sub.reference).await["status"]["code"],
+        "awaiting_verification"
+    );
+    // Confirming verifies and opens the portal session.
+    let res = app
+        .client
+        .post(app.url("/verify?lang=zh-CN"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("rf_session=")));
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("身份已验证") && html.contains(&sub.reference),
+        "{html}"
+    );
+    assert_eq!(
+        app.find(&admin, &sub.reference).await["status"]["code"],
+        "in_review"
+    );
+    // Once only.
+    let again = app
+        .client
+        .post(app.url("/verify?lang=en"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(again.text().await.unwrap().contains("cannot be used"));
+}
+on_both_backends!(the_emailed_link_opens_a_page_that_verifies_only_when_confirmed);
