@@ -213,12 +213,9 @@ pub fn verify_code(
         None
     };
     if let Some((kind, error)) = failure {
-        // Attempts at a challenge that was locked already are refused without a record each
-        // (the lock itself was recorded), so guessing cannot grow the event log.
-        let already_locked = challenge.locked_at.is_some() || challenge.attempts >= max;
-        if !already_locked {
-            record_failure(s, &request, method, kind, now);
-        }
+        // Every attempt is recorded, also at a locked challenge; the rate limit per reference
+        // bounds how fast that can grow.
+        record_failure(s, &request, method, kind, now);
         return Err(error);
     }
     if !store::use_challenge(&mut conn, &challenge.id, now)? {
