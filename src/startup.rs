@@ -306,6 +306,11 @@ impl Application {
         self.shutdown.clone()
     }
 
+    /// Stops the HTTP server from elsewhere (tests, embedding).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until the server stops (SIGINT/SIGTERM stop it gracefully), then lets the worker
     /// finish the row it holds and give back the rest.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -47,6 +47,8 @@ pub struct TestApp {
     pub services: Services,
     pub notifier: std::sync::Arc<rightsflow::notifications::Notifier>,
     pub shutdown: rightsflow::notifications::Shutdown,
+    server: Option<actix_web::dev::ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// The SMTP server the app mails to, when it has one (else the file mailbox is used).
     pub sink: Option<crate::smtp::SmtpSink>,
     pub backend: Backend,
@@ -150,10 +152,10 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     };
     tweak(&mut config);
     let db_url = config.database_url();
-    // The application runs on a thread and runtime of its own, as in production: the test's
-    // runtime does not wait for its background work when the test ends.
+    // The application runs on a thread and runtime of its own, as in production; the test
+    // stops it and waits for it when it ends (see `Drop for TestApp`).
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -166,11 +168,12 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
                 app.services().clone(),
                 app.notifier().clone(),
                 app.shutdown_handle(),
+                app.server_handle(),
             ));
             let _ = app.run_until_stopped().await;
         });
     });
-    let (port, services, notifier, shutdown) =
+    let (port, services, notifier, shutdown, server) =
         tokio::task::spawn_blocking(move || rx.recv().unwrap())
             .await
             .unwrap();
@@ -180,6 +183,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         services,
         notifier,
         shutdown,
+        server: Some(server),
+        thread: Some(thread),
         sink: None,
         backend,
         database_url: db_url,
@@ -189,9 +194,17 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
 }
 
 impl Drop for TestApp {
-    /// Stops the worker and jobs before the test's database goes away.
+    /// Stops the application and waits for it, before the test's database goes away: nothing
+    /// may still use the database (or libpq) when the process exits.
     fn drop(&mut self) {
         self.shutdown.trigger();
+        if let Some(server) = self.server.take() {
+            // Sends the stop command at once; the returned future only waits for it.
+            drop(server.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
