@@ -157,6 +157,14 @@ pub fn apply(
         }
         Command::Expire => {
             require(&[Status::AwaitingVerification])?;
+            // A subject who proved part of their identity did their share; the rest (a staff
+            // check) is staff's, so the request waits for staff rather than expiring.
+            if !state.verified_methods.is_empty() {
+                return Err(TransitionError::WrongStatus {
+                    command: name,
+                    status: state.status,
+                });
+            }
             let until =
                 state.received_at + Duration::days(i64::from(ctx.policy.verification_window_days));
             if ctx.now < until {

@@ -514,6 +514,16 @@ fn expiry_waits_for_the_verification_window() {
     )
     .unwrap();
     assert_eq!(out.state.status, Status::Expired);
+    // Partly proved (a code on a deletion): it waits for the staff check instead of expiring.
+    let deletion = new_request(&w, RequestKind::Deletion, Jurisdiction::Cn, t);
+    let half = run(&w, deletion, t, &[(Actor::System, code())]);
+    let late = apply(
+        &half,
+        &Actor::System,
+        &Command::Expire,
+        &w.ctx(t + Duration::days(60)),
+    );
+    assert_eq!(late.unwrap_err().code(), "command_not_allowed");
     let verified = run(&w, s, t, &[(agent(), verify())]);
     let err = apply(
         &verified,

@@ -210,6 +210,8 @@ pub fn awaiting_verification_since(
 ) -> Result<Vec<String>, StoreError> {
     Ok(requests::table
         .filter(requests::status.eq(Status::AwaitingVerification.as_str()))
+        // Partly proved requests wait for staff; they never expire, so they are not scanned.
+        .filter(requests::verified_methods.eq(""))
         .filter(requests::received_at.le(to_db_time(received_before)))
         .order(requests::received_at.asc())
         .select(requests::id)
