@@ -131,8 +131,6 @@ pub enum ServiceError {
     DuplicateStaff,
     #[error("authentication required")]
     Unauthenticated,
-    #[error("the subject token does not match this request")]
-    WrongSubjectToken,
     #[error("the code is wrong")]
     WrongCode { attempts_left: Option<i32> },
     #[error("the code has expired")]

@@ -170,7 +170,6 @@ impl From<ServiceError> for ApiError {
             S::WeakPassword(n) => ApiError::invalid("weak_password", format!("密码至少需要 {n} 个字符"), format!("The password must be at least {n} characters")),
             S::DuplicateStaff => ApiError::new(StatusCode::CONFLICT, "duplicate_staff", "该邮箱的工作人员账号已存在", "A staff member with this email exists already"),
             S::Unauthenticated => ApiError::unauthorized(),
-            S::WrongSubjectToken => ApiError::not_found(),
             S::WrongCode { attempts_left } => {
                 let (zh, en) = match attempts_left {
                     Some(n) => (format!("验证码不正确，还可以再试 {n} 次"), format!("The code is wrong; attempts left: {n}")),

@@ -90,24 +90,24 @@ pub fn spec() -> Value {
             "/api/v1/requests/{reference}": { "get": {
                 "summary": "Follow a request (subject)",
                 "security": subject_session, "parameters": [reference],
-                "responses": ok(200, "The request as the subject sees it", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404])
+                "responses": ok(200, "The request as the subject sees it", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401])
             }},
             "/api/v1/requests/{reference}/withdraw": { "post": {
                 "summary": "Withdraw a request (subject), allowed until fulfilment starts changing data",
                 "security": subject_session, "parameters": [reference],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } }, "additionalProperties": false } } } },
-                "responses": ok(200, "Withdrawn", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404, 409])
+                "responses": ok(200, "Withdrawn", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 409, 422])
             }},
             "/api/v1/requests/{reference}/reply": { "post": {
                 "summary": "Answer staff's question (subject)",
                 "security": subject_session, "parameters": [reference],
                 "requestBody": body(json!({ "type": "object", "required": ["message"], "properties": { "message": { "type": "string" } }, "additionalProperties": false })),
-                "responses": ok(200, "Reply recorded; the request is back in review", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 404, 409, 422])
+                "responses": ok(200, "Reply recorded; the request is back in review", json!({ "$ref": "#/components/schemas/SubjectRequest" }), &[401, 409, 422])
             }},
             "/api/v1/requests/{reference}/messages": { "get": {
                 "summary": "The in-site messages (站内信) sent to the subject about this request, oldest first",
                 "security": subject_session, "parameters": [reference],
-                "responses": ok(200, "Messages", json!({ "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "message": { "type": "string" }, "locale": { "type": "string" }, "subject": { "type": "string" }, "body": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } } } } }), &[401, 404])
+                "responses": ok(200, "Messages", json!({ "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "message": { "type": "string" }, "locale": { "type": "string" }, "subject": { "type": "string" }, "body": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } } } } }), &[401])
             }},
             "/api/v1/staff/outbox/failed": { "get": {
                 "summary": "Deliveries parked after their last attempt, with the last error (no message content)",
