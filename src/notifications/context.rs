@@ -1,14 +1,15 @@
 //! The variables a message template sees. Every template gets every key (null where it does not
 //! apply), so strict mode catches a misspelt name in a template, not a missing optional value.
 
-use chrono::SecondsFormat;
 use serde_json::{json, Map, Value};
 
 use crate::clock::Due;
 use crate::domain::{Event, Locale, Message, Policy, RejectionReason};
 use crate::storage::rows::StoredRequest;
 
-/// The names every template may use; a test checks templates use no others.
+/// The names every template may use. Every template is rendered in strict mode with all of them
+/// (null and filled) in `templates::tests`, which catches any other name outside a condition;
+/// strict mode does not check names used only inside `{{#if}}`.
 pub const VARIABLES: [&str; 23] = [
     "app_name",
     "base_url",
@@ -114,9 +115,4 @@ pub fn build(
         }
     }
     ctx
-}
-
-/// An RFC 3339 stamp for delivery payloads.
-pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

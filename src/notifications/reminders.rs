@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::clock::CalendarSet;
 use crate::domain::{Message, Recipient};
 use crate::service::{ServiceError, Services};
-use crate::storage::outbox::{self, OutboxRow, NOTIFY};
+use crate::storage::outbox;
 use crate::storage::rows::StoredRequest;
 use crate::storage::{reminders, StoreError};
 
@@ -82,14 +82,8 @@ fn queue(
         Some(id) => Recipient::Staff(id.clone()),
         None => Recipient::Reviewers,
     };
-    let payload = json!({ "to": to, "message": kind, "locale": request.locale, "extra": { "working_days_left": left } });
-    let row = OutboxRow::new(
-        uuid::Uuid::new_v4().to_string(),
-        Some(&request.id),
-        NOTIFY,
-        payload.to_string(),
-        now,
-    );
+    let extra = json!({ "working_days_left": left });
+    let row = outbox::notify_row(&request.id, None, &to, kind, request.locale, extra, now);
     let mut conn = services.db().conn()?;
     let result = conn.transaction::<_, StoreError, _>(|c| {
         if !reminders::record(c, &request.id, kind.as_str(), due.ends_at, now)? {

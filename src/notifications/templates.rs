@@ -217,18 +217,6 @@ impl Templates {
     pub fn render_page(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
         Self::render(&self.html, name, ctx)
     }
-
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .plain
-            .get_templates()
-            .keys()
-            .chain(self.html.get_templates().keys())
-            .cloned()
-            .collect();
-        names.sort();
-        names
-    }
 }
 
 #[cfg(test)]

@@ -80,10 +80,6 @@ impl Worker {
         }
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Claims the next batch of due rows.
     pub fn claim(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>, StoreError> {
         let lease = Duration::seconds(self.notifier.worker.lease_seconds.max(1));

@@ -15,7 +15,7 @@ use crate::config::PlatformAuth;
 use crate::domain::{
     Actor, Command, Message, Recipient, Reference, Status, VerificationFailure, VerificationMethod,
 };
-use crate::storage::outbox::{self, OutboxRow, NOTIFY};
+use crate::storage::outbox;
 use crate::storage::rows::StoredRequest;
 use crate::storage::verification::{self as store, Challenge, SubjectSession};
 use crate::storage::{from_db_time, requests as request_store, to_db_time, StoreError};
@@ -128,12 +128,13 @@ pub fn send_code(
         created_at: to_db_time(now),
     };
     let extra = json!({ "code": code, "minutes_valid": cfg.code_minutes, "magic_link": format!("{}/verify?token={link}", s.public_url()) });
-    let payload = json!({ "to": Recipient::Subject, "message": Message::VerificationCode, "locale": request.locale, "extra": extra });
-    let row = OutboxRow::new(
-        uuid::Uuid::new_v4().to_string(),
-        Some(&request.id),
-        NOTIFY,
-        payload.to_string(),
+    let row = outbox::notify_row(
+        &request.id,
+        None,
+        &Recipient::Subject,
+        Message::VerificationCode,
+        request.locale,
+        extra,
         now,
     );
     conn.transaction::<_, StoreError, _>(|c| {

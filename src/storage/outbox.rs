@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::schema::outbox;
 use super::{to_db_time, DbConnection, StoreError};
-use crate::domain::{Effect, Locale};
+use crate::domain::{Effect, Locale, Message, Recipient};
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = outbox)]
@@ -67,6 +67,29 @@ impl OutboxRow {
     }
 }
 
+/// A `notify` row: one message for one recipient, as `notifications::expand` reads it back.
+/// `extra` carries values only the sender knows (a reminder's days left, a code).
+pub fn notify_row(
+    request_id: &str,
+    event_seq: Option<i64>,
+    to: &Recipient,
+    message: Message,
+    locale: Locale,
+    extra: serde_json::Value,
+    at: DateTime<Utc>,
+) -> OutboxRow {
+    let payload = json!({ "to": to, "message": message, "locale": locale, "extra": extra });
+    let mut row = OutboxRow::new(
+        uuid::Uuid::new_v4().to_string(),
+        Some(request_id),
+        NOTIFY,
+        payload.to_string(),
+        at,
+    );
+    row.event_seq = event_seq;
+    row
+}
+
 /// Writes the effects of one accepted command (inside the caller's transaction).
 pub fn enqueue(
     conn: &mut DbConnection,
@@ -77,21 +100,28 @@ pub fn enqueue(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for effect in effects {
-        let (kind, payload) = match effect {
-            Effect::Notify { to, message } => (
-                NOTIFY,
-                json!({ "to": to, "message": message, "locale": locale }),
+        let row = match effect {
+            Effect::Notify { to, message } => notify_row(
+                request_id,
+                Some(event_seq),
+                to,
+                *message,
+                locale,
+                json!({}),
+                at,
             ),
-            Effect::StartFulfilment => ("start_fulfilment", json!({})),
+            Effect::StartFulfilment => {
+                let mut row = OutboxRow::new(
+                    uuid::Uuid::new_v4().to_string(),
+                    Some(request_id),
+                    "start_fulfilment",
+                    "{}".into(),
+                    at,
+                );
+                row.event_seq = Some(event_seq);
+                row
+            }
         };
-        let mut row = OutboxRow::new(
-            uuid::Uuid::new_v4().to_string(),
-            Some(request_id),
-            kind,
-            payload.to_string(),
-            at,
-        );
-        row.event_seq = Some(event_seq);
         // One statement per row: batch inserts are not available across both backends.
         insert(conn, &row)?;
     }

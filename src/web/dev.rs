@@ -18,33 +18,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/dev/mail/{file}", web::get().to(html));
 }
 
-/// The page language: `?lang=` first, then `Accept-Language`.
-fn page_locale(req: &HttpRequest) -> Locale {
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok();
-    query
-        .and_then(|q| q.get("lang").and_then(|l| Locale::parse_loose(l)))
-        .or_else(|| {
-            req.headers()
-                .get("accept-language")
-                .and_then(|v| v.to_str().ok())
-                .map(Locale::negotiate)
-        })
-        .unwrap_or_default()
+/// The folder the file transport writes to; the pages exist only while it is in use.
+fn mailbox(notifier: &Notifier) -> Result<std::path::PathBuf, ApiError> {
+    Ok(notifier
+        .mailer
+        .dev_mailbox()
+        .ok_or_else(ApiError::not_found)?
+        .to_path_buf())
 }
 
 async fn list(
     req: HttpRequest,
     notifier: web::Data<Arc<Notifier>>,
 ) -> Result<HttpResponse, ApiError> {
-    let dir = notifier
-        .mailer
-        .dev_mailbox()
-        .ok_or_else(ApiError::not_found)?
-        .to_path_buf();
+    let dir = mailbox(&notifier)?;
     let mails = web::block(move || DevMail::read_all(&dir)).await?;
-    let ctx = match page_locale(&req) {
+    let ctx = match super::extract::page_locale(&req) {
         Locale::ZhCn => json!({
             "lang": "zh-CN", "title": "开发邮箱", "to_label": "收件人", "html_label": "查看 HTML 版本",
             "note": "未配置 SMTP 服务器，系统发出的邮件保存在数据目录中并显示在此处。配置 RIGHTSFLOW_SMTP_URL 后此页面不再存在。",
@@ -73,11 +62,7 @@ async fn html(
     path: web::Path<String>,
     notifier: web::Data<Arc<Notifier>>,
 ) -> Result<HttpResponse, ApiError> {
-    let dir = notifier
-        .mailer
-        .dev_mailbox()
-        .ok_or_else(ApiError::not_found)?
-        .to_path_buf();
+    let dir = mailbox(&notifier)?;
     let id = path.into_inner().trim_end_matches(".html").to_owned();
     // Ids are ours (uuid and dots); anything else could walk out of the folder.
     if id.is_empty()

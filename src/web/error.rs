@@ -126,12 +126,7 @@ pub async fn localize_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let locale = req
-        .headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(Locale::negotiate)
-        .unwrap_or_default();
+    let locale = super::extract::header_locale(req.headers());
     let res = next.call(req).await?;
     let english = (locale == Locale::En)
         .then(|| res.response().extensions().get::<EnglishBody>().cloned())

@@ -11,6 +11,23 @@ use super::error::{blocking, ApiError};
 use crate::domain::{Actor, Locale};
 use crate::service::{staff, Services};
 
+/// The language `Accept-Language` prefers (Chinese when absent or unsupported).
+pub fn header_locale(headers: &header::HeaderMap) -> Locale {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(Locale::negotiate)
+        .unwrap_or_default()
+}
+
+/// A page's language: the `?lang=` switch first, then `Accept-Language`.
+pub fn page_locale(req: &HttpRequest) -> Locale {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("lang").and_then(|l| Locale::parse_loose(l)))
+        .unwrap_or_else(|| header_locale(req.headers()))
+}
+
 /// The language to answer in, from `Accept-Language` (Chinese when absent or unsupported).
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLocale(pub Locale);
@@ -20,13 +37,7 @@ impl FromRequest for RequestLocale {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let locale = req
-            .headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map(Locale::negotiate)
-            .unwrap_or_default();
-        ready(Ok(RequestLocale(locale)))
+        ready(Ok(RequestLocale(header_locale(req.headers()))))
     }
 }
 

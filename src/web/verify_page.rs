@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{blocking, ApiError};
+use super::extract::page_locale;
 use crate::domain::Locale;
 use crate::notifications::Notifier;
 use crate::service::{now, verification, Services};
@@ -18,19 +19,6 @@ use crate::service::{now, verification, Services};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/verify", web::get().to(show))
         .route("/verify", web::post().to(confirm));
-}
-
-fn locale(req: &HttpRequest) -> Locale {
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok();
-    query
-        .and_then(|q| q.get("lang").and_then(|l| Locale::parse_loose(l)))
-        .or_else(|| {
-            req.headers()
-                .get("accept-language")
-                .and_then(|v| v.to_str().ok())
-                .map(Locale::negotiate)
-        })
-        .unwrap_or_default()
 }
 
 fn words(locale: Locale) -> Value {
@@ -84,7 +72,7 @@ async fn show(
     req: HttpRequest,
     notifier: web::Data<std::sync::Arc<Notifier>>,
 ) -> Result<HttpResponse, ApiError> {
-    let w = words(locale(&req));
+    let w = words(page_locale(&req));
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .unwrap_or_default();
@@ -117,7 +105,7 @@ async fn confirm(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, ApiError> {
     super::limits::check(&limits.code_checks_ip, &super::limits::client(&req))?;
-    let loc = locale(&req);
+    let loc = page_locale(&req);
     let w = words(loc);
     let token = form.into_inner().token;
     let services = s.clone();

@@ -60,15 +60,13 @@ async fn a_disallowed_command_gets_409_and_changes_nothing(app: TestApp) {
     );
 
     // A stale version is refused too, even for a command that is allowed.
-    let stale = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &admin,
             &id,
-            json!({ "command": "note", "text": "x", "expected_version": 0 }),
+            json!({ "command": "note", "text": "x", "expected_version": 0 })
         )
-        .await;
-    assert_eq!(
-        error_code(stale).await,
+        .await,
         (StatusCode::CONFLICT, "stale_version".into())
     );
     let accepted = app.act_ok(&admin, &id, json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件", "expected_version": before["version"] })).await;
@@ -283,15 +281,13 @@ async fn staff_routes_need_a_valid_account_and_role(app: TestApp) {
     let sub = app.submit("access", "cn").await;
     let view = app.find(&auditor, &sub.reference).await;
     assert_eq!(view["allowed_actions"], json!([]), "auditors read only");
-    let res = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &auditor,
             view["id"].as_str().unwrap(),
-            json!({ "command": "note", "text": "x" }),
+            json!({ "command": "note", "text": "x" })
         )
-        .await;
-    assert_eq!(
-        error_code(res).await,
+        .await,
         (StatusCode::FORBIDDEN, "not_permitted".into())
     );
     let logged = json!({ "kind": "access", "channel": "phone", "received_at": "2026-11-01T09:00:00+08:00", "subject": { "phone": "13800138000" }, "details": { "categories": ["orders"] } });
@@ -324,15 +320,13 @@ async fn staff_routes_need_a_valid_account_and_role(app: TestApp) {
         error_code(res).await,
         (StatusCode::NOT_FOUND, "not_found".into())
     );
-    let res = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &auditor,
             view["id"].as_str().unwrap(),
-            json!({ "command": "launch" }),
+            json!({ "command": "launch" })
         )
-        .await;
-    assert_eq!(
-        error_code(res).await,
+        .await,
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body".into())
     );
 }

@@ -500,6 +500,18 @@ impl TestApp {
         .await
     }
 
+    /// Applies a command that must be refused; returns the status and error code.
+    pub async fn act_err(&self, token: &str, id: &str, command: Value) -> (StatusCode, String) {
+        error_code(self.act(token, id, command).await).await
+    }
+
+    /// A staff check of identity evidence, which must be accepted; returns the request after it.
+    pub async fn staff_check(&self, token: &str, id: &str) -> Value {
+        let check =
+            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" });
+        self.act_ok(token, id, check).await
+    }
+
     /// Applies a command that must succeed, returning the request after it.
     pub async fn act_ok(&self, token: &str, id: &str, command: Value) -> Value {
         let res = self.act(token, id, command.clone()).await;

@@ -46,13 +46,7 @@ async fn every_kind_reaches_completed(app: TestApp) {
                 verified["status"]["code"], "awaiting_verification",
                 "{kind}"
             );
-            verified = app
-                .act_ok(
-                    &agent,
-                    &id,
-                    json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-                )
-                .await;
+            verified = app.staff_check(&agent, &id).await;
         }
         assert!(
             verified["due"]["date"].is_string(),
@@ -130,26 +124,22 @@ async fn rejection_carries_a_reason_the_subject_sees(app: TestApp) {
     let id = app.id_of(&agent, &sub.reference).await;
     let session = app.verify_by_code(&sub.reference).await;
 
-    let no_reason = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &reviewer,
             &id,
-            json!({ "command": "reject", "explanation": "无" }),
+            json!({ "command": "reject", "explanation": "无" })
         )
-        .await;
-    assert_eq!(
-        error_code(no_reason).await,
+        .await,
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body".into())
     );
-    let by_agent = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &agent,
             &id,
-            json!({ "command": "reject", "reason": "no_data_held", "explanation": "无" }),
+            json!({ "command": "reject", "reason": "no_data_held", "explanation": "无" })
         )
-        .await;
-    assert_eq!(
-        error_code(by_agent).await,
+        .await,
         (StatusCode::FORBIDDEN, "not_permitted".into())
     );
 
@@ -209,15 +199,13 @@ async fn the_subject_can_withdraw_and_nothing_else_happens_after(app: TestApp) {
         (StatusCode::CONFLICT, "request_closed".into())
     );
     let id = app.id_of(&admin, &sub.reference).await;
-    let verify = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &admin,
             &id,
-            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
+            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" })
         )
-        .await;
-    assert_eq!(
-        error_code(verify).await,
+        .await,
         (StatusCode::CONFLICT, "request_closed".into())
     );
     // Notes are still allowed on an ended request.
@@ -273,15 +261,13 @@ async fn unverified_requests_expire_after_the_window(app: TestApp) {
         .await
         .unwrap();
 
-    let early = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &admin,
             fresh["id"].as_str().unwrap(),
-            json!({ "command": "expire" }),
+            json!({ "command": "expire" })
         )
-        .await;
-    assert_eq!(
-        error_code(early).await,
+        .await,
         (StatusCode::CONFLICT, "verification_window_open".into())
     );
 
@@ -365,12 +351,7 @@ async fn extension_moves_the_due_date_as_the_brief_says(app: TestApp) {
     // cn allows no extension by default.
     let sub = app.submit("access", "cn").await;
     let id = app.id_of(&reviewer, &sub.reference).await;
-    app.act_ok(
-        &agent,
-        &id,
-        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-    )
-    .await;
+    app.staff_check(&agent, &id).await;
     let cn = app.act(&reviewer, &id, extend).await;
     assert_eq!(
         error_code(cn).await,
@@ -385,21 +366,14 @@ async fn four_eyes_needs_a_different_second_approver(app: TestApp) {
     let sub = app.submit("deletion", "cn").await;
     let id = app.id_of(&reviewer, &sub.reference).await;
     app.verify_by_code(&sub.reference).await;
-    app.act_ok(
-        &reviewer,
-        &id,
-        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-    )
-    .await;
+    app.staff_check(&reviewer, &id).await;
     let first = app
         .act_ok(&reviewer, &id, json!({ "command": "approve" }))
         .await;
     assert_eq!(first["status"]["code"], "in_review");
-    let same = app
-        .act(&reviewer, &id, json!({ "command": "approve" }))
-        .await;
     assert_eq!(
-        error_code(same).await,
+        app.act_err(&reviewer, &id, json!({ "command": "approve" }))
+            .await,
         (StatusCode::CONFLICT, "second_approver_required".into())
     );
     let second = app
@@ -422,15 +396,13 @@ async fn questions_and_replies_go_back_and_forth(app: TestApp) {
         )
         .await;
     assert_eq!(assigned["assignee_id"], json!(agent_id));
-    let nobody = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &agent,
             &id,
-            json!({ "command": "assign", "assignee": "no-such-staff" }),
+            json!({ "command": "assign", "assignee": "no-such-staff" })
         )
-        .await;
-    assert_eq!(
-        error_code(nobody).await,
+        .await,
         (StatusCode::UNPROCESSABLE_ENTITY, "unknown_assignee".into())
     );
     let asked = app

@@ -197,12 +197,7 @@ async fn a_journey_reaches_the_subject_in_english_and_staff_in_chinese(
     let assigned = sink.wait_to("agent@rightsflow.test", 1, 10).await;
     check(&assigned[0], &reference, true);
 
-    app.act_ok(
-        &agent,
-        &id,
-        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-    )
-    .await;
+    app.staff_check(&agent, &id).await;
     sink.wait_to(anna, 3, 10).await;
     for decider in ["reviewer@rightsflow.test", ADMIN_EMAIL] {
         let review = sink.wait_to(decider, 1, 10).await;
@@ -284,12 +279,7 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
     // A complaint answered in writing, with the outside routes.
     let complaint = submit_as(&app, json!({ "kind": "complaint", "subject": { "email": person(1) }, "details": { "subject": "客服", "account": "十月的来信无人答复" } })).await;
     let id = app.id_of(&admin, &complaint).await;
-    app.act_ok(
-        &admin,
-        &id,
-        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-    )
-    .await;
+    app.staff_check(&admin, &id).await;
     app.act_ok(&admin, &id, json!({ "command": "approve" }))
         .await;
     app.act_ok(&admin, &id, json!({ "command": "complete", "summary": "经核查，您十月的来信已于十一月二日处理完毕，对延误深表歉意。" })).await;
@@ -301,12 +291,7 @@ async fn refusals_answers_and_endings_are_explained_in_chinese(app: TestApp, sin
     // A rejection states the reason in words, the explanation, and where to turn.
     let access = submit_as(&app, json!({ "kind": "access", "subject": { "email": person(2) }, "details": { "categories": ["orders"] } })).await;
     let id = app.id_of(&admin, &access).await;
-    app.act_ok(
-        &admin,
-        &id,
-        json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-    )
-    .await;
+    app.staff_check(&admin, &id).await;
     app.act_ok(&admin, &id, json!({ "command": "reject", "reason": "no_data_held", "explanation": "系统中没有与该邮箱关联的账户。" })).await;
     let mails = sink.wait_to(&person(2), 4, 10).await;
     let text = check(

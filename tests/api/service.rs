@@ -106,13 +106,7 @@ async fn concurrent_decisions_on_one_request_do_not_both_win(app: TestApp) {
     let sub = app.submit("correction", "cn").await;
     let view = app.find(&r1, &sub.reference).await;
     let id = view["id"].as_str().unwrap().to_owned();
-    let verified = app
-        .act_ok(
-            &r1,
-            &id,
-            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-        )
-        .await;
+    let verified = app.staff_check(&r1, &id).await;
     let v = verified["version"].clone();
     let approve = app.act(
         &r1,

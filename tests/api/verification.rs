@@ -485,44 +485,32 @@ async fn a_guardians_request_needs_the_staff_check_and_a_minor_cannot_submit_alo
     );
     let id = view["id"].as_str().unwrap();
     // Nothing can complete it meanwhile.
-    let res = app
-        .act(&agent, id, json!({ "command": "complete", "summary": "x" }))
-        .await;
     assert_eq!(
-        error_code(res).await,
+        app.act_err(&agent, id, json!({ "command": "complete", "summary": "x" }))
+            .await,
         (StatusCode::CONFLICT, "command_not_allowed".into())
     );
-    let bare = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &agent,
             id,
-            json!({ "command": "verify", "method": "staff_check" }),
+            json!({ "command": "verify", "method": "staff_check" })
         )
-        .await;
-    assert_eq!(
-        error_code(bare).await,
+        .await,
         (StatusCode::UNPROCESSABLE_ENTITY, "evidence_required".into())
     );
-    let checked = app
-        .act_ok(
-            &agent,
-            id,
-            json!({ "command": "verify", "method": "staff_check", "evidence": "核对了身份证原件" }),
-        )
-        .await;
+    let checked = app.staff_check(&agent, id).await;
     assert_eq!(checked["status"]["code"], "in_review");
     // Staff may not claim a code was entered.
     let other = app.submit("access", "cn").await;
     let other_id = app.id_of(&agent, &other.reference).await;
-    let res = app
-        .act(
+    assert_eq!(
+        app.act_err(
             &agent,
             &other_id,
-            json!({ "command": "verify", "method": "email_code" }),
+            json!({ "command": "verify", "method": "email_code" })
         )
-        .await;
-    assert_eq!(
-        error_code(res).await,
+        .await,
         (StatusCode::FORBIDDEN, "not_permitted".into())
     );
 }
