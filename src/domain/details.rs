@@ -96,6 +96,10 @@ pub struct AccessDetails {
 #[serde(deny_unknown_fields)]
 pub struct CorrectionDetails {
     pub fields: Vec<FieldCorrection>,
+    /// How the corrected values can be checked (a document the subject can show, a link…).
+    /// Described in words: the portal takes no uploads yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<FreeText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -148,6 +148,14 @@ impl Templates {
                     )
                     .map_err(invalid)
             }
+            // The portal's layout and field partials: `{{> portal_layout}}`, `{{> portal_field}}`.
+            ["portal", "partials", partial] => self
+                .html
+                .register_partial(
+                    &format!("portal_{}", partial.trim_end_matches(".html")),
+                    text,
+                )
+                .map_err(invalid),
             ["email", locale, ..] if name.ends_with(".html") => self
                 .html
                 .register_template_string(name, localise_partials(locale, text))

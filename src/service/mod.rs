@@ -2,6 +2,7 @@
 //! (diesel): the web layer calls these through `web::block`, the CLI directly.
 
 pub mod requests;
+pub mod results;
 pub mod staff;
 pub mod verification;
 
@@ -143,6 +144,9 @@ pub enum ServiceError {
     BadPlatformToken,
     #[error("a new code can be sent in {retry_after} s")]
     TooSoon { retry_after: i64 },
+    /// Results belong to access and portability requests, once approved.
+    #[error("a result can only be attached to an access or portability request in progress")]
+    ResultNotAllowed,
     #[error(transparent)]
     Store(StoreError),
     #[error("internal error: {0}")]

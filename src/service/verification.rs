@@ -73,7 +73,8 @@ fn code_hash(s: &Services, challenge_id: &str, code: &str) -> String {
         .keyed_hash(&format!("{challenge_id}:{}", code.trim()))
 }
 
-fn equal(a: &str, b: &str) -> bool {
+/// Compares two secrets in constant time (for their length).
+pub fn equal(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -157,6 +158,38 @@ pub fn resend_code(
         }
         Ok(_) | Err(StoreError::NotFound) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// "Find my request": sends a new code only when `contact` is the email address or phone
+/// number the request gave. The caller answers the same whatever happened, so neither the
+/// reference nor the contact can be probed.
+pub fn resend_code_to(
+    s: &Services,
+    reference: &Reference,
+    contact: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let r = match request_store::find_by_reference(&mut *s.db().conn()?, reference) {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let email = crate::domain::EmailAddress::parse(contact).ok();
+    let phone = crate::domain::PhoneNumber::parse(contact).ok();
+    // The local part of an address is case-sensitive in theory, never in practice: people
+    // type their address as they remember it.
+    let email_matches = match (&email, &r.contact.email) {
+        (Some(given), Some(stored)) => given.as_str().eq_ignore_ascii_case(stored.as_str()),
+        _ => false,
+    };
+    let matches = email_matches || (phone.is_some() && phone.as_ref() == r.contact.phone.as_ref());
+    if !matches || (r.state.status.is_final() && r.state.status != Status::Completed) {
+        return Ok(());
+    }
+    match send_code(s, &r, now) {
+        Err(ServiceError::TooSoon { .. }) => Ok(()),
+        other => other.map(|_| ()),
     }
 }
 

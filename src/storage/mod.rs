@@ -6,6 +6,7 @@ pub mod inbox;
 pub mod outbox;
 pub mod reminders;
 pub mod requests;
+pub mod results;
 pub mod rows;
 pub mod schema;
 pub mod staff;

@@ -133,7 +133,25 @@ diesel::table! {
 
 diesel::joinable!(request_events -> requests (request_id));
 diesel::joinable!(outbox -> requests (request_id));
+diesel::table! {
+    request_results (id) {
+        id -> Text,
+        request_id -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        body -> Binary,
+        size -> BigInt,
+        sha256 -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        downloads -> Integer,
+        last_downloaded_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(inbox_messages -> requests (request_id));
+diesel::joinable!(request_results -> requests (request_id));
 diesel::allow_tables_to_appear_in_same_query!(
     staff_users,
     requests,
@@ -142,5 +160,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbox_messages,
     reminders_sent,
     verification_challenges,
-    subject_sessions
+    subject_sessions,
+    request_results
 );

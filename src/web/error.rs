@@ -79,12 +79,20 @@ impl ApiError {
         self.code
     }
 
-    fn body(&self, locale: Locale) -> String {
-        let message = match locale {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message in `locale` (for pages, which render errors themselves).
+    pub fn message(&self, locale: Locale) -> &str {
+        match locale {
             Locale::ZhCn => &self.zh,
             Locale::En => &self.en,
-        };
-        json!({ "error": { "code": self.code, "message": message } }).to_string()
+        }
+    }
+
+    fn body(&self, locale: Locale) -> String {
+        json!({ "error": { "code": self.code, "message": self.message(locale) } }).to_string()
     }
 }
 
@@ -186,6 +194,12 @@ impl From<ServiceError> for ApiError {
                 "too_soon",
                 format!("请在 {retry_after} 秒后再获取新的验证码"),
                 format!("A new code can be sent in {retry_after} s"),
+            ),
+            S::ResultNotAllowed => ApiError::new(
+                StatusCode::CONFLICT,
+                "result_not_allowed",
+                "只有已批准、正在办理的查阅或可携带请求才能附上结果",
+                "A result can only be attached to an access or portability request that is approved and in progress",
             ),
             S::Store(crate::storage::StoreError::Unavailable(_)) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -9,6 +9,8 @@ pub mod health;
 pub mod limits;
 pub mod openapi;
 pub mod outbox;
+pub mod portal;
+pub mod results;
 pub mod staff;
 pub mod subject;
 pub mod submission;
@@ -29,11 +31,14 @@ use crate::notifications::Notifier;
 pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier>>) {
     cfg.configure(health::routes)
         .configure(verify_page::routes)
+        .configure(portal::routes)
         .route("/api/openapi.json", web::get().to(openapi::document))
         .service(
             web::scope("/api/v1")
                 .configure(subject::routes)
+                .configure(results::subject_routes)
                 .configure(staff::routes)
+                .configure(results::staff_routes)
                 .configure(outbox::routes),
         );
     if notifier.mailer.dev_mailbox().is_some() {

@@ -11,6 +11,8 @@ mod cli;
 mod delivery;
 mod lifecycle;
 mod notifications;
+mod portal;
 mod queue;
+mod results;
 mod service;
 mod verification;
