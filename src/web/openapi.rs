@@ -109,6 +109,30 @@ pub fn spec() -> Value {
                 "security": subject_session, "parameters": [reference],
                 "responses": ok(200, "Messages", json!({ "type": "object", "properties": { "items": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "message": { "type": "string" }, "locale": { "type": "string" }, "subject": { "type": "string" }, "body": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } } } } }), &[401])
             }},
+            "/api/v1/requests/{reference}/results": { "get": {
+                "summary": "The results ready for the subject (access report, portability export), newest first; only live ones",
+                "security": subject_session, "parameters": [reference],
+                "responses": ok(200, "Results", json!({ "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Result" } } } }), &[401])
+            }},
+            "/api/v1/requests/{reference}/results/{result_id}": { "get": {
+                "summary": "Download one result (counted); 404 once its link has expired",
+                "security": subject_session,
+                "parameters": [reference, path_param("result_id", "The result id from the list")],
+                "responses": merge(json!({ "200": { "description": "The file, as an attachment", "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } } }), error_responses(&[401, 404]))
+            }},
+            "/api/v1/staff/requests/{id}/results": { "post": {
+                "summary": "Attach a result (the raw file as the body) to an approved access or portability request in progress; recorded in the event log with its SHA-256",
+                "security": staff_auth,
+                "parameters": [id, { "name": "file_name", "in": "query", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$" }, "description": "The name the subject's download gets" }],
+                "requestBody": { "required": true, "content": {
+                    "text/html": { "schema": { "type": "string" } },
+                    "text/csv": { "schema": { "type": "string" } },
+                    "application/json": { "schema": {} },
+                    "application/zip": { "schema": { "type": "string", "format": "binary" } },
+                    "text/plain": { "schema": { "type": "string" } }
+                } },
+                "responses": ok(201, "Attached; downloadable for 7 days", json!({ "$ref": "#/components/schemas/Result" }), &[400, 401, 403, 404, 409, 413, 415, 422])
+            }},
             "/api/v1/staff/outbox/failed": { "get": {
                 "summary": "Deliveries parked after their last attempt, with the last error (no message content)",
                 "security": staff_auth,
@@ -208,6 +232,12 @@ pub fn spec() -> Value {
                 },
                 "Due": { "type": ["object", "null"], "properties": { "date": { "type": "string", "format": "date" }, "ends_at": { "type": "string", "format": "date-time" }, "warnings": { "type": "array" } } },
                 "Submitted": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "verification": { "type": "object" }, "session": { "type": ["object", "null"] } } },
+                "Result": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "file_name": { "type": "string" }, "content_type": { "type": "string" },
+                    "size": { "type": "integer" }, "sha256": { "type": "string" },
+                    "created_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" },
+                    "downloads": { "type": "integer" }
+                } },
                 "SessionOpened": { "type": "object", "properties": { "session": { "type": "object", "properties": { "token": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }, "request": { "$ref": "#/components/schemas/SubjectRequest" } } },
                 "SubjectRequest": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "timeline": { "type": "array" }, "allowed_actions": { "type": "array", "items": { "type": "string" } } } },
                 "StaffRequest": { "type": "object", "properties": { "id": { "type": "string" }, "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "version": { "type": "integer" }, "allowed_actions": { "type": "array", "items": { "type": "string" } }, "timeline": { "type": "array" } } },

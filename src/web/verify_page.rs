@@ -64,11 +64,11 @@ async fn show(req: HttpRequest, n: web::Data<Arc<Notifier>>) -> HttpResponse {
 #[derive(Deserialize)]
 struct TokenForm {
     token: String,
-    /// The emailed link opens this page from a mail client, perhaps in a browser that has
-    /// never seen the portal (no CSRF cookie yet); the single-use token is itself the proof
-    /// that the poster holds the link, so the form token is not required here.
-    #[serde(default, rename = "csrf")]
-    _csrf: Option<String>,
+    /// Required like on every portal form: without it another site could post its author's
+    /// own unused link and sign the visitor in to the author's request. The GET page sets
+    /// the cookie it pairs with, even in a browser that has never seen the portal.
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
 async fn confirm(
@@ -79,10 +79,23 @@ async fn confirm(
     form: web::Form<TokenForm>,
 ) -> HttpResponse {
     let page = Page::new(&req);
+    let form = form.into_inner();
+    if !csrf::check(&req, form.csrf.as_deref()) {
+        // Not re-offered: a token posted from elsewhere is not the visitor's own link.
+        return render(
+            &page,
+            &n,
+            StatusCode::FORBIDDEN,
+            "expired",
+            None,
+            None,
+            None,
+        );
+    }
     if let Err(e) = super::limits::check(&limits.code_checks_ip, &super::limits::client(&req)) {
         return render(&page, &n, e.status(), "bad", None, None, None);
     }
-    let token = form.into_inner().token;
+    let token = form.token;
     let services = s.clone();
     match blocking(move || verification::verify_magic_link(&services, &token, now())).await {
         Ok(session) => {
@@ -105,7 +118,3 @@ async fn confirm(
         Err(_) => render(&page, &n, StatusCode::UNAUTHORIZED, "bad", None, None, None),
     }
 }
-
-// The page's form carries the CSRF field like every portal form, though `confirm` relies on
-// the single-use token (see `TokenForm`).
-const _: &str = csrf::FIELD;

@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 19] = [
+const ROUTES: [(&str, &str); 22] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -38,6 +38,9 @@ const ROUTES: [(&str, &str); 19] = [
     ("post", "/api/v1/requests/{reference}/withdraw"),
     ("post", "/api/v1/requests/{reference}/reply"),
     ("get", "/api/v1/requests/{reference}/messages"),
+    ("get", "/api/v1/requests/{reference}/results"),
+    ("get", "/api/v1/requests/{reference}/results/{result_id}"),
+    ("post", "/api/v1/staff/requests/{id}/results"),
     ("post", "/api/v1/requests/{reference}/verification"),
     ("post", "/api/v1/requests/{reference}/verification/resend"),
     ("post", "/api/v1/verification/magic-link"),
@@ -81,7 +84,8 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
         // And each route really exists: a request to it never hits the catch-all 404 page.
         let concrete = path
             .replace("{reference}", "DSR-0000-0000")
-            .replace("{id}", "x");
+            .replace("{id}", "x")
+            .replace("{result_id}", "x");
         let res = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))

@@ -663,6 +663,7 @@ async fn the_emailed_link_opens_a_page_that_verifies_only_when_confirmed(app: Te
     let path = &link[link.find("/verify?").unwrap()..];
     let token = path.split("token=").nth(1).unwrap().to_owned();
     // Opening the link (as a mail scanner would) changes nothing.
+    let mut form_token = (String::new(), String::new());
     for _ in 0..2 {
         let page = app
             .client
@@ -672,12 +673,40 @@ async fn the_emailed_link_opens_a_page_that_verifies_only_when_confirmed(app: Te
             .await
             .unwrap();
         assert_eq!(page.status(), StatusCode::OK);
+        let cookie = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("rf_csrf="))
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_owned();
         let html = page.text().await.unwrap();
         assert!(
             html.contains("Confirm my identity") && html.contains("method=\"post\""),
             "{html}"
         );
+        let field = html.split("name=\"csrf\" value=\"").nth(1).unwrap();
+        form_token = (cookie, field.split('"').next().unwrap().to_owned());
     }
+    let (cookie, csrf) = form_token;
+    // A post from another site (no form token) is refused: it cannot sign the visitor in to
+    // a request of the poster's choosing.
+    let forged = app
+        .client
+        .post(app.url("/verify?lang=en"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(!forged
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("rf_session=")));
     let admin = app.admin_token().await;
     assert_eq!(
         app.find(&admin, &sub.reference).await["status"]["code"],
@@ -687,7 +716,8 @@ async fn the_emailed_link_opens_a_page_that_verifies_only_when_confirmed(app: Te
     let res = app
         .client
         .post(app.url("/verify?lang=zh-CN"))
-        .form(&[("token", token.as_str())])
+        .header("Cookie", format!("rf_csrf={cookie}"))
+        .form(&[("token", token.as_str()), ("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
@@ -711,7 +741,8 @@ async fn the_emailed_link_opens_a_page_that_verifies_only_when_confirmed(app: Te
     let again = app
         .client
         .post(app.url("/verify?lang=en"))
-        .form(&[("token", token.as_str())])
+        .header("Cookie", format!("rf_csrf={cookie}"))
+        .form(&[("token", token.as_str()), ("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();

@@ -19,6 +19,16 @@ async fn a_guardian_acts_for_a_child_and_staff_check_the_relationship() {
         b.text(".notice").contains("监护人"),
         "the form says who fills it in"
     );
+    // Switching language keeps the visitor on the guardian's form.
+    b.click(".lang-switch a[lang=en]");
+    b.wait_until("English", |b| {
+        b.attribute("html", "lang").as_deref() == Some("en")
+    });
+    assert!(b.exists("input[name=representative][value=guardian]"));
+    b.click(".lang-switch a[lang=zh-CN]");
+    b.wait_until("Chinese", |b| {
+        b.attribute("html", "lang").as_deref() == Some("zh-CN")
+    });
     b.click("input[name=scope][value=account]");
     b.click("#f-understand");
     // The child's date of birth (eight years old); not stored, only checked.

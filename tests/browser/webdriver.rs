@@ -60,6 +60,9 @@ impl Browser {
             .port();
         let driver = Command::new(chromedriver_path())
             .arg(format!("--port={port}"))
+            // The browser's own zone, as a person in China would have it (the machine's is UTC):
+            // the portal shows times in the zone the page's script reports.
+            .env("TZ", "Asia/Shanghai")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

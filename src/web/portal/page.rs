@@ -72,6 +72,8 @@ pub struct Page {
     set_csrf: bool,
     set_lang: bool,
     path: String,
+    /// The page's query without `lang`, ready for the switch links (`for=guardian&`).
+    keep_query: String,
     /// Only a GET page may be reloaded by the script (a reload would post a form again).
     reloadable: bool,
 }
@@ -97,6 +99,12 @@ impl Page {
             set_csrf,
             set_lang: switched.is_some(),
             path: req.path().to_owned(),
+            keep_query: req
+                .query_string()
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("lang="))
+                .map(|p| format!("{p}&"))
+                .collect(),
             reloadable: req.method() == actix_web::http::Method::GET
                 && req.cookie(TZ_COOKIE).is_none(),
         }
@@ -157,6 +165,7 @@ impl Page {
             "t": strings(self.locale),
             "title": title,
             "path": self.path,
+            "keep_query": self.keep_query,
             "csrf": self.csrf,
             "css": assets::url("portal.css"),
             "js": assets::url("portal.js"),
