@@ -15,9 +15,11 @@ use serde_json::Value;
 
 use crate::domain::Locale;
 
+/// Everything under `templates/`, compiled in (the pages' words and assets are read from here
+/// too).
 #[derive(RustEmbed)]
 #[folder = "templates/"]
-struct Embedded;
+pub(crate) struct Embedded;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -148,11 +150,11 @@ impl Templates {
                     )
                     .map_err(invalid)
             }
-            // The portal's layout and field partials: `{{> portal_layout}}`, `{{> portal_field}}`.
-            ["portal", "partials", partial] => self
+            // The pages' partials, named by area: `{{> portal_layout}}`, `{{> console_field}}`.
+            [area @ ("portal" | "console"), "partials", partial] => self
                 .html
                 .register_partial(
-                    &format!("portal_{}", partial.trim_end_matches(".html")),
+                    &format!("{area}_{}", partial.trim_end_matches(".html")),
                     text,
                 )
                 .map_err(invalid),

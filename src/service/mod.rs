@@ -144,6 +144,9 @@ pub enum ServiceError {
     BadPlatformToken,
     #[error("a new code can be sent in {retry_after} s")]
     TooSoon { retry_after: i64 },
+    /// The actor's role does not allow this (outside the core's command rules).
+    #[error("not permitted")]
+    NotPermitted,
     /// Results belong to access and portability requests, once approved.
     #[error("a result can only be attached to an access or portability request in progress")]
     ResultNotAllowed,

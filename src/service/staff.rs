@@ -61,8 +61,18 @@ pub fn login(
     let password_ok = password::verify(password_text, hash);
     let row = match found {
         Some(row) if password_ok && row.active => row,
-        _ => {
-            tracing::warn!("staff sign-in failed");
+        other => {
+            let outcome = match &other {
+                Some(r) if password_ok && !r.active => "disabled",
+                _ => "bad_credentials",
+            };
+            store::record_sign_in(
+                &mut conn,
+                other.as_ref().map(|r| r.id.as_str()),
+                outcome,
+                now,
+            )?;
+            tracing::warn!(outcome, "staff sign-in failed");
             return Err(ServiceError::InvalidCredentials);
         }
     };
@@ -75,8 +85,186 @@ pub fn login(
         .issue(&row.id, role, now)
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
     store::record_login(&mut conn, &row.id, now)?;
+    store::record_sign_in(&mut conn, Some(&row.id), "ok", now)?;
     tracing::info!(staff_id = %row.id, "staff signed in");
     Ok((token, row))
+}
+
+/// How long a console session lasts at most, signed in or not (a working day).
+pub const CONSOLE_SESSION_HOURS: i64 = 12;
+/// The console cookie's JWT lives this long; the console renews it while the session lives,
+/// so a stolen cookie is good for minutes and a revoked session ends within a request.
+pub const CONSOLE_TOKEN_MINUTES: i64 = 15;
+const CONSOLE_AUDIENCE: &str = "rightsflow-console";
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ConsoleClaims {
+    sub: String,
+    sid: String,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// A signed-in console user: who, with which role now, and the cookie token to send back.
+#[derive(Debug, Clone)]
+pub struct ConsoleUser {
+    pub actor: Actor,
+    pub staff: StaffRow,
+    pub session_id: String,
+    pub token: String,
+    pub token_expires_at: DateTime<Utc>,
+}
+
+fn console_token(
+    s: &Services,
+    staff_id: &str,
+    sid: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, DateTime<Utc>), ServiceError> {
+    let exp = now + chrono::Duration::minutes(CONSOLE_TOKEN_MINUTES);
+    let token = s
+        .tokens()
+        .sign(&ConsoleClaims {
+            sub: staff_id.to_owned(),
+            sid: sid.to_owned(),
+            iss: crate::auth::token::ISSUER.into(),
+            aud: CONSOLE_AUDIENCE.into(),
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+        })
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok((token, exp))
+}
+
+fn actor_of(row: &StaffRow) -> Result<Actor, ServiceError> {
+    let role = row
+        .role
+        .parse()
+        .map_err(|e| ServiceError::Internal(format!("{e}")))?;
+    Ok(Actor::Staff {
+        id: row.id.clone(),
+        role,
+    })
+}
+
+/// Console sign-in: the password check of `login`, then a revocable session.
+pub fn console_sign_in(
+    s: &Services,
+    email: &str,
+    password_text: &str,
+    now: DateTime<Utc>,
+) -> Result<ConsoleUser, ServiceError> {
+    let (_, staff) = login(s, email, password_text, now)?;
+    let session = store::StaffSession {
+        id: uuid::Uuid::new_v4().to_string(),
+        staff_id: staff.id.clone(),
+        created_at: to_db_time(now),
+        expires_at: to_db_time(now + chrono::Duration::hours(CONSOLE_SESSION_HOURS)),
+        revoked_at: None,
+    };
+    store::insert_session(&mut *s.db().conn()?, &session)?;
+    let (token, token_expires_at) = console_token(s, &staff.id, &session.id, now)?;
+    Ok(ConsoleUser {
+        actor: actor_of(&staff)?,
+        staff,
+        session_id: session.id,
+        token,
+        token_expires_at,
+    })
+}
+
+/// The console user behind a cookie token: the token valid, its session live, the account
+/// active (read fresh, so disabling or a role change takes effect on the next page). The token
+/// is renewed when it is past half its life.
+pub fn console_authenticate(
+    s: &Services,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<ConsoleUser, ServiceError> {
+    let claims: ConsoleClaims = s
+        .tokens()
+        .verify_claims(token, CONSOLE_AUDIENCE)
+        .map_err(|_| ServiceError::Unauthenticated)?;
+    let mut conn = s.db().conn()?;
+    let session = store::live_session(&mut conn, &claims.sid, now)?
+        .filter(|session| session.staff_id == claims.sub)
+        .ok_or(ServiceError::Unauthenticated)?;
+    let staff = store::find_by_id(&mut conn, &claims.sub)?
+        .filter(|r| r.active)
+        .ok_or(ServiceError::Unauthenticated)?;
+    let half = chrono::Duration::minutes(CONSOLE_TOKEN_MINUTES) / 2;
+    let (token, token_expires_at) = match DateTime::from_timestamp(claims.exp, 0) {
+        Some(exp) if exp - now > half => (token.to_owned(), exp),
+        _ => console_token(s, &staff.id, &session.id, now)?,
+    };
+    Ok(ConsoleUser {
+        actor: actor_of(&staff)?,
+        staff,
+        session_id: session.id,
+        token,
+        token_expires_at,
+    })
+}
+
+/// Signs out: the session ends now, whatever copies of its cookie exist.
+pub fn console_sign_out(
+    s: &Services,
+    session_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    store::revoke_session(&mut *s.db().conn()?, session_id, now)?;
+    Ok(())
+}
+
+/// Admins only: every staff account.
+pub fn accounts(s: &Services, actor: &Actor) -> Result<Vec<StaffRow>, ServiceError> {
+    require_admin(actor)?;
+    Ok(store::all(&mut *s.db().conn()?)?)
+}
+
+fn require_admin(actor: &Actor) -> Result<(), ServiceError> {
+    if actor.administers() {
+        Ok(())
+    } else {
+        Err(ServiceError::NotPermitted)
+    }
+}
+
+/// Admins only: changes a role (effective on the account's next request). An admin cannot
+/// change their own role or disable themselves: the last admin could lock everyone out.
+pub fn change_role(s: &Services, actor: &Actor, id: &str, role: Role) -> Result<(), ServiceError> {
+    require_admin(actor)?;
+    if matches!(actor, Actor::Staff { id: me, .. } if me == id) {
+        return Err(ServiceError::NotPermitted);
+    }
+    if store::set_role(&mut *s.db().conn()?, id, role.as_str())? {
+        tracing::info!(staff_id = %id, role = %role, "staff role changed");
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound)
+    }
+}
+
+/// Admins only: disables (ending every session at once) or re-enables an account.
+pub fn set_active(
+    s: &Services,
+    actor: &Actor,
+    id: &str,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    require_admin(actor)?;
+    if matches!(actor, Actor::Staff { id: me, .. } if me == id) {
+        return Err(ServiceError::NotPermitted);
+    }
+    if store::set_active(&mut *s.db().conn()?, id, active, now)? {
+        tracing::info!(staff_id = %id, active, "staff account enabled or disabled");
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound)
+    }
 }
 
 /// The staff actor behind a bearer token, read fresh from the database: a disabled account or

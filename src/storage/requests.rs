@@ -136,6 +136,17 @@ pub struct ListFilter {
     pub overdue_at: Option<DateTime<Utc>>,
     /// Only requests flagged as duplicating another open request.
     pub duplicates_only: bool,
+    /// Only requests that have not ended (the console's default queue).
+    pub open_only: bool,
+    /// Only requests made by a guardian for a child under 14.
+    pub minors_only: bool,
+    /// Prepared (first approval given) by someone other than this staff member and waiting for
+    /// the second approval: what this staff member may release.
+    pub second_approval_for: Option<String>,
+    /// Exact search: a reference, an email address or a phone number (normalised by the caller).
+    pub reference: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
     pub sort: Sort,
     pub limit: i64,
     pub offset: i64,
@@ -166,7 +177,42 @@ fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
             .filter(requests::closed_at.is_null())
             .filter(requests::due_at.lt(to_db_time(now)));
     }
+    if f.open_only {
+        let ended: Vec<&str> = Status::ALL
+            .iter()
+            .filter(|s| s.is_final())
+            .map(|s| s.as_str())
+            .collect();
+        q = q.filter(requests::status.ne_all(ended));
+    }
+    if f.minors_only {
+        q = q.filter(requests::representative.eq("guardian"));
+    }
+    if let Some(me) = &f.second_approval_for {
+        q = q
+            .filter(requests::status.eq(Status::InReview.as_str()))
+            .filter(requests::first_approval_by.is_not_null())
+            .filter(requests::first_approval_by.ne(me.clone()));
+    }
+    if let Some(r) = &f.reference {
+        q = q.filter(requests::reference.eq(r.clone()));
+    }
+    if let Some(e) = &f.email {
+        q = q.filter(requests::subject_email.eq(e.clone()));
+    }
+    if let Some(p) = &f.phone {
+        q = q.filter(requests::subject_phone.eq(p.clone()));
+    }
     q
+}
+
+/// How many requests there are per status (the console's counts).
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    use diesel::dsl::count_star;
+    Ok(requests::table
+        .group_by(requests::status)
+        .select((requests::status, count_star()))
+        .load(conn)?)
 }
 
 /// One page of requests matching the filter, and how many match in all.

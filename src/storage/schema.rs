@@ -150,7 +150,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    staff_sessions (id) {
+        id -> Text,
+        staff_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    staff_sign_ins (id) {
+        id -> Text,
+        staff_id -> Nullable<Text>,
+        outcome -> Text,
+        at -> Timestamp,
+    }
+}
+
 diesel::joinable!(inbox_messages -> requests (request_id));
+diesel::joinable!(staff_sessions -> staff_users (staff_id));
 diesel::joinable!(request_results -> requests (request_id));
 diesel::allow_tables_to_appear_in_same_query!(
     staff_users,
@@ -161,5 +181,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reminders_sent,
     verification_challenges,
     subject_sessions,
-    request_results
+    request_results,
+    staff_sessions,
+    staff_sign_ins
 );

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::requests::duplicate_as;
-use super::schema::staff_users;
+use super::schema::{staff_sessions, staff_sign_ins, staff_users};
 use super::{to_db_time, DbConnection, StoreError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -68,4 +68,135 @@ pub fn active_deciders(conn: &mut DbConnection) -> Result<Vec<StaffRow>, StoreEr
         .order(staff_users::email.asc())
         .select(StaffRow::as_select())
         .load(conn)?)
+}
+
+/// Every staff account, by email.
+pub fn all(conn: &mut DbConnection) -> Result<Vec<StaffRow>, StoreError> {
+    Ok(staff_users::table
+        .order(staff_users::email.asc())
+        .select(StaffRow::as_select())
+        .load(conn)?)
+}
+
+pub fn set_role(conn: &mut DbConnection, id: &str, role: &str) -> Result<bool, StoreError> {
+    Ok(
+        diesel::update(staff_users::table.filter(staff_users::id.eq(id)))
+            .set(staff_users::role.eq(role))
+            .execute(conn)?
+            == 1,
+    )
+}
+
+/// Enables or disables an account; disabling also ends every session it has, in the same
+/// transaction.
+pub fn set_active(
+    conn: &mut DbConnection,
+    id: &str,
+    active: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    conn.transaction(|c| {
+        let changed = diesel::update(staff_users::table.filter(staff_users::id.eq(id)))
+            .set(staff_users::active.eq(active))
+            .execute(c)?
+            == 1;
+        if changed && !active {
+            diesel::update(
+                staff_sessions::table
+                    .filter(staff_sessions::staff_id.eq(id))
+                    .filter(staff_sessions::revoked_at.is_null()),
+            )
+            .set(staff_sessions::revoked_at.eq(Some(to_db_time(now))))
+            .execute(c)?;
+        }
+        Ok(changed)
+    })
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = staff_sessions)]
+pub struct StaffSession {
+    pub id: String,
+    pub staff_id: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_session(conn: &mut DbConnection, row: &StaffSession) -> Result<(), StoreError> {
+    diesel::insert_into(staff_sessions::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| duplicate_as(e, "staff session"))?;
+    Ok(())
+}
+
+/// The session if it exists, is not revoked and has not expired at `now`.
+pub fn live_session(
+    conn: &mut DbConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<StaffSession>, StoreError> {
+    Ok(staff_sessions::table
+        .filter(staff_sessions::id.eq(id))
+        .filter(staff_sessions::revoked_at.is_null())
+        .filter(staff_sessions::expires_at.gt(to_db_time(now)))
+        .select(StaffSession::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn revoke_session(
+    conn: &mut DbConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    diesel::update(
+        staff_sessions::table
+            .filter(staff_sessions::id.eq(id))
+            .filter(staff_sessions::revoked_at.is_null()),
+    )
+    .set(staff_sessions::revoked_at.eq(Some(to_db_time(now))))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records a sign-in attempt: `ok`, `bad_credentials`, `disabled` or `rate_limited`.
+pub fn record_sign_in(
+    conn: &mut DbConnection,
+    staff_id: Option<&str>,
+    outcome: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    diesel::insert_into(staff_sign_ins::table)
+        .values((
+            staff_sign_ins::id.eq(uuid::Uuid::new_v4().to_string()),
+            staff_sign_ins::staff_id.eq(staff_id),
+            staff_sign_ins::outcome.eq(outcome),
+            staff_sign_ins::at.eq(to_db_time(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The sign-in attempts on record for one account (newest first), or for unknown emails.
+pub fn sign_ins(
+    conn: &mut DbConnection,
+    staff_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(Option<String>, String, NaiveDateTime)>, StoreError> {
+    let q = staff_sign_ins::table
+        .select((
+            staff_sign_ins::staff_id,
+            staff_sign_ins::outcome,
+            staff_sign_ins::at,
+        ))
+        .order(staff_sign_ins::at.desc())
+        .limit(limit)
+        .into_boxed();
+    let q = match staff_id {
+        Some(id) => q.filter(staff_sign_ins::staff_id.eq(id.to_owned())),
+        None => q.filter(staff_sign_ins::staff_id.is_null()),
+    };
+    Ok(q.load(conn)?)
 }

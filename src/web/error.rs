@@ -195,6 +195,12 @@ impl From<ServiceError> for ApiError {
                 format!("请在 {retry_after} 秒后再获取新的验证码"),
                 format!("A new code can be sent in {retry_after} s"),
             ),
+            S::NotPermitted => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_permitted",
+                "您的角色无权执行此操作",
+                "Your role does not allow this",
+            ),
             S::ResultNotAllowed => ApiError::new(
                 StatusCode::CONFLICT,
                 "result_not_allowed",

@@ -2,6 +2,7 @@
 //! Handlers parse input into domain values, call a service, and render a view; they never
 //! decide workflow questions themselves.
 
+pub mod console;
 pub mod dev;
 pub mod error;
 pub mod extract;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier
     cfg.configure(health::routes)
         .configure(verify_page::routes)
         .configure(portal::routes)
+        .configure(console::routes)
         .route("/api/openapi.json", web::get().to(openapi::document))
         .service(
             web::scope("/api/v1")

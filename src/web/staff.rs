@@ -127,6 +127,7 @@ impl ListQuery {
             sort,
             limit,
             offset,
+            ..ListFilter::default()
         })
     }
 }

@@ -179,7 +179,12 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
             .unwrap();
     Some(TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        client: Client::new(),
+        // Idle connections are dropped before the server's keep-alive (5 s) closes them, so a
+        // test that pauses (a browser at work) never reuses a connection the server has shut.
+        client: Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap(),
         services,
         notifier,
         shutdown,

@@ -8,6 +8,7 @@ mod smtp;
 
 mod bad_input;
 mod cli;
+mod console;
 mod delivery;
 mod lifecycle;
 mod notifications;

@@ -54,11 +54,11 @@ fn fill_kind(b: &Browser, kind: &str) {
 /// Home -> the right's form -> submitted -> the code page. Returns the reference.
 pub fn submit_from_home(app: &TestApp, b: &Browser, kind: &str, email: &str) -> String {
     b.goto(&app.url("/"));
-    b.click(&format!("#right-{kind} a.btn"));
+    b.submit(&format!("#right-{kind} a.btn"));
     b.find("#request-form");
     fill_kind(b, kind);
     b.fill("#f-email", email);
-    b.click("#request-form button[type=submit]");
+    b.submit("#request-form button[type=submit]");
     b.find("#f-code");
     let reference = b.text("#reference");
     assert!(
@@ -72,7 +72,7 @@ pub fn submit_from_home(app: &TestApp, b: &Browser, kind: &str, email: &str) -> 
 pub async fn verify_with_mailed_code(app: &TestApp, b: &Browser, reference: &str) {
     let code = app.code_for(reference).await;
     b.fill("#f-code", &code);
-    b.click("form[action$='/verify'] button[type=submit]");
+    b.submit("form[action$='/verify'] button[type=submit]");
     b.find(".due");
     assert_eq!(b.text("#reference"), reference);
 }
@@ -82,8 +82,7 @@ fn status_code(b: &Browser) -> String {
 }
 
 fn reload(b: &Browser) {
-    let url = b.current_url();
-    b.goto(&url);
+    b.reload();
 }
 
 async fn journey(kind: &str, language: &str) {
@@ -97,7 +96,7 @@ async fn journey(kind: &str, language: &str) {
     let lang = b.attribute("html", "lang").unwrap();
     assert_eq!(lang, if english { "en" } else { "zh-CN" });
     verify_with_mailed_code(&app, &b, &reference).await;
-    b.click("#open-request");
+    b.submit("#open-request");
     b.find("#timeline");
 
     let admin = app.admin_token().await;
@@ -130,7 +129,7 @@ async fn journey(kind: &str, language: &str) {
         assert_eq!(status_code(&b), "awaiting_subject");
         assert_eq!(b.text("#question-text"), question);
         b.fill("#f-message", "weima_user_2026");
-        b.click("#send-reply");
+        b.submit("#send-reply");
         b.find(".notice");
         assert_eq!(status_code(&b), "in_review");
         assert!(b.text("#timeline").contains("weima_user_2026"));

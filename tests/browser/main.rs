@@ -14,6 +14,7 @@ mod helpers;
 mod smtp;
 mod webdriver;
 
+mod console;
 mod journeys;
 mod pages;
 

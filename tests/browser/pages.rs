@@ -13,19 +13,19 @@ async fn a_guardian_acts_for_a_child_and_staff_check_the_relationship() {
     };
     b.goto(&app.url("/"));
     b.select("#kind-guardian", "deletion");
-    b.click("#representatives form:first-of-type button[type=submit]");
+    b.submit("#representatives form:first-of-type button[type=submit]");
     b.find("input[name=representative][value=guardian]");
     assert!(
         b.text(".notice").contains("监护人"),
         "the form says who fills it in"
     );
     // Switching language keeps the visitor on the guardian's form.
-    b.click(".lang-switch a[lang=en]");
+    b.submit(".lang-switch a[lang=en]");
     b.wait_until("English", |b| {
         b.attribute("html", "lang").as_deref() == Some("en")
     });
     assert!(b.exists("input[name=representative][value=guardian]"));
-    b.click(".lang-switch a[lang=zh-CN]");
+    b.submit(".lang-switch a[lang=zh-CN]");
     b.wait_until("Chinese", |b| {
         b.attribute("html", "lang").as_deref() == Some("zh-CN")
     });
@@ -37,7 +37,7 @@ async fn a_guardian_acts_for_a_child_and_staff_check_the_relationship() {
         "document.getElementById('f-birth_date').value = '{birth}'; return true;"
     ));
     b.fill("#f-email", "parent@subjects.test");
-    b.click("#request-form button[type=submit]");
+    b.submit("#request-form button[type=submit]");
     b.find("#f-code");
     let reference = b.text("#reference");
     verify_with_mailed_code(&app, &b, &reference).await;
@@ -63,7 +63,7 @@ async fn errors_sit_beside_their_fields_in_the_visitors_language_and_input_is_ke
         b.goto(&app.url("/rights/access"));
         b.fill("#f-name", "王小明");
         b.fill("#f-email", "not-an-email");
-        b.click("#request-form button[type=submit]");
+        b.submit("#request-form button[type=submit]");
         b.find(".error-summary");
         let categories_error = b.text("#f-categories-error");
         assert!(
@@ -97,7 +97,7 @@ async fn the_language_follows_the_browser_can_be_switched_and_is_remembered() {
     b.goto(&app.url("/"));
     assert_eq!(b.attribute("html", "lang").as_deref(), Some("en"));
     assert!(b.text("h1").is_ascii(), "English heading: {}", b.text("h1"));
-    b.click(".lang-switch a[lang=zh-CN]");
+    b.submit(".lang-switch a[lang=zh-CN]");
     b.wait_until("Chinese", |b| {
         b.attribute("html", "lang").as_deref() == Some("zh-CN")
     });
@@ -105,7 +105,7 @@ async fn the_language_follows_the_browser_can_be_switched_and_is_remembered() {
     b.goto(&app.url("/find"));
     assert_eq!(b.attribute("html", "lang").as_deref(), Some("zh-CN"));
     assert_eq!(b.text("h1"), "查找我的请求");
-    b.click(".lang-switch a[lang=en]");
+    b.submit(".lang-switch a[lang=en]");
     b.wait_until("English", |b| b.text("h1") == "Find my request");
 }
 
@@ -128,7 +128,7 @@ async fn a_returning_visitor_finds_the_request_with_reference_and_contact() {
     );
     // A wrong contact gets the same page but no code.
     b.fill("#f-contact", "someone-else@subjects.test");
-    b.click("form[action='/find'] button[type=submit]");
+    b.submit("form[action='/find'] button[type=submit]");
     b.find("#f-code");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
@@ -141,7 +141,7 @@ async fn a_returning_visitor_finds_the_request_with_reference_and_contact() {
     // The right one (in any case) sends a new code.
     b.goto(&app.url(&format!("/find?reference={reference}")));
     b.fill("#f-contact", "RETURNING@subjects.test");
-    b.click("form[action='/find'] button[type=submit]");
+    b.submit("form[action='/find'] button[type=submit]");
     b.find("#f-code");
     let second = app
         .wait_mail(&reference, |t| {
@@ -149,9 +149,9 @@ async fn a_returning_visitor_finds_the_request_with_reference_and_contact() {
         })
         .await;
     b.fill("#f-code", &second);
-    b.click("form[action$='/verify'] button[type=submit]");
+    b.submit("form[action$='/verify'] button[type=submit]");
     b.find(".due");
-    b.click("#open-request");
+    b.submit("#open-request");
     assert_eq!(b.text("#reference"), reference);
 }
 
@@ -165,7 +165,7 @@ async fn a_wrong_code_is_explained_and_the_resend_button_counts_down() {
     b.wait_until("the countdown", |b| b.text("#resend").contains(" s"));
     assert_eq!(b.property("#resend", "disabled"), true);
     b.fill("#f-code", "000000");
-    b.click("form[action$='/verify'] button[type=submit]");
+    b.submit("form[action$='/verify'] button[type=submit]");
     b.find("#f-code-error");
     assert!(
         b.text("#f-code-error").contains("wrong"),
@@ -193,12 +193,12 @@ async fn the_emailed_link_verifies_after_a_click_and_leads_to_the_request() {
     let path = &link[link.find("/verify?").unwrap()..];
     b.delete_cookies();
     b.goto(&app.url(path));
-    b.click("#confirm-identity");
+    b.submit("#confirm-identity");
     b.find("#reference");
     assert_eq!(b.text("#reference"), reference);
-    b.click("main a.btn");
+    b.submit("main a.btn");
     b.find(".due");
-    b.click("#open-request");
+    b.submit("#open-request");
     assert_eq!(
         b.attribute("#status", "data-status").as_deref(),
         Some("in_review")
@@ -212,9 +212,9 @@ async fn the_subject_withdraws_from_the_request_page() {
     };
     let reference = submit_from_home(&app, &b, "correction", "withdraw@subjects.test");
     verify_with_mailed_code(&app, &b, &reference).await;
-    b.click("#open-request");
+    b.submit("#open-request");
     b.fill("#f-reason", "已自行修改");
-    b.click("#withdraw-button");
+    b.submit("#withdraw-button");
     b.find(".notice");
     assert_eq!(
         b.attribute("#status", "data-status").as_deref(),
@@ -222,7 +222,7 @@ async fn the_subject_withdraws_from_the_request_page() {
     );
     assert!(!b.exists("#withdraw"), "nothing more to withdraw");
     // Signing out ends the session: the page now asks for the reference and contact.
-    b.click("form[action='/sign-out'] button");
+    b.submit("form[action='/sign-out'] button");
     b.find(".notice");
     b.goto(&app.url(&format!("/requests/{reference}")));
     b.find("#f-contact");

@@ -145,12 +145,30 @@ impl Browser {
         v["value"].clone()
     }
 
+    /// A GET that may fail (an element gone stale as the page changed): None instead of a panic.
+    fn try_get(&self, path: &str) -> Option<Value> {
+        let mut res = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .ok()?;
+        let ok = res.status().is_success();
+        let v: Value = serde_json::from_str(&res.body_mut().read_to_string().ok()?).ok()?;
+        ok.then(|| v["value"].clone())
+    }
+
     fn s(&self, rest: &str) -> String {
         format!("/session/{}{rest}", self.session)
     }
 
+    /// Opens a page (WebDriver waits for it to load).
     pub fn goto(&self, url: &str) {
         self.call("POST", &self.s("/url"), Some(json!({ "url": url })));
+    }
+
+    /// Loads the current page again.
+    pub fn reload(&self) {
+        self.call("POST", &self.s("/refresh"), None);
     }
 
     pub fn current_url(&self) -> String {
@@ -222,9 +240,37 @@ impl Browser {
         .collect()
     }
 
+    /// Clicks something that does not leave the page (a checkbox, a radio button, an option).
     pub fn click(&self, css: &str) {
         let e = self.find(css);
         self.click_el(&e);
+    }
+
+    /// Clicks a link or a submit button and waits until the next page has loaded, so the test
+    /// never reads or clicks the page it is leaving.
+    pub fn submit(&self, css: &str) {
+        self.script("window.__rf_leaving = true; return true;");
+        self.click(css);
+        self.wait_until("the next page", |b| {
+            b.try_script(
+                "return window.__rf_leaving !== true && document.readyState === 'complete'",
+            )
+            .is_some_and(|v| v == true)
+        });
+    }
+
+    /// A script that may fail while a page is changing.
+    fn try_script(&self, script: &str) -> Option<Value> {
+        let url = format!("{}{}", self.base, self.s("/execute/sync"));
+        let mut res = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(json!({ "script": script, "args": [] }).to_string())
+            .ok()?;
+        let ok = res.status().is_success();
+        let v: Value = serde_json::from_str(&res.body_mut().read_to_string().ok()?).ok()?;
+        ok.then(|| v["value"].clone())
     }
 
     pub fn click_el(&self, e: &Element) {

@@ -10,11 +10,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
-use rust_embed::RustEmbed;
 use serde_json::{json, Value};
 
 use super::{assets, csrf};
 use crate::domain::Locale;
+use crate::notifications::templates::Embedded;
 use crate::notifications::Notifier;
 use crate::web::extract::header_locale;
 
@@ -28,20 +28,43 @@ pub const DEFAULT_TZ: Tz = chrono_tz::Asia::Shanghai;
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-#[derive(RustEmbed)]
-#[folder = "templates/portal/strings/"]
-struct Strings;
+/// The two sets of pages: the subjects' portal and the staff console. Each has its templates and
+/// words under `templates/{area}/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Portal,
+    Console,
+}
+
+impl Area {
+    pub fn folder(self) -> &'static str {
+        match self {
+            Area::Portal => "portal",
+            Area::Console => "console",
+        }
+    }
+}
 
 /// The words of the portal in one language, from `templates/portal/strings/{locale}.toml`.
 pub fn strings(locale: Locale) -> &'static Value {
-    static ZH: OnceLock<Value> = OnceLock::new();
-    static EN: OnceLock<Value> = OnceLock::new();
-    let cell = match locale {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
+    area_strings(Area::Portal, locale)
+}
+
+/// The words of an area's pages in one language, from `templates/{area}/strings/{locale}.toml`.
+pub fn area_strings(area: Area, locale: Locale) -> &'static Value {
+    static CELLS: [OnceLock<Value>; 4] = [const { OnceLock::new() }; 4];
+    let index = match (area, locale) {
+        (Area::Portal, Locale::ZhCn) => 0,
+        (Area::Portal, Locale::En) => 1,
+        (Area::Console, Locale::ZhCn) => 2,
+        (Area::Console, Locale::En) => 3,
     };
-    cell.get_or_init(|| {
-        let file = Strings::get(&format!("{}.toml", locale.as_str()));
+    CELLS[index].get_or_init(|| {
+        let file = Embedded::get(&format!(
+            "{}/strings/{}.toml",
+            area.folder(),
+            locale.as_str()
+        ));
         let text = file.map(|f| String::from_utf8_lossy(&f.data).into_owned());
         match text.as_deref().map(toml::from_str::<Value>) {
             Some(Ok(v)) => v,
@@ -54,10 +77,15 @@ pub fn strings(locale: Locale) -> &'static Value {
     })
 }
 
-/// Looks up `a.b.c` in the strings (empty when missing; the strings test checks none are).
+/// Looks up `a.b.c` in the portal's strings (empty when missing; the strings test checks none
+/// are).
 pub fn word(locale: Locale, path: &str) -> String {
+    word_in(Area::Portal, locale, path)
+}
+
+pub fn word_in(area: Area, locale: Locale, path: &str) -> String {
     path.split('.')
-        .try_fold(strings(locale), |v, key| v.get(key))
+        .try_fold(area_strings(area, locale), |v, key| v.get(key))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
@@ -66,6 +94,7 @@ pub fn word(locale: Locale, path: &str) -> String {
 /// One page view: who is asking, in which language and zone, with which form token.
 #[derive(Clone)]
 pub struct Page {
+    pub area: Area,
     pub locale: Locale,
     pub tz: Tz,
     csrf: String,
@@ -74,12 +103,27 @@ pub struct Page {
     path: String,
     /// The page's query without `lang`, ready for the switch links (`for=guardian&`).
     keep_query: String,
-    /// Only a GET page may be reloaded by the script (a reload would post a form again).
+    /// Only a GET page may be reloaded by the script (a reload would post a form again), and
+    /// only one that shows times (elsewhere the zone is simply kept for the next page, and a
+    /// reload could wipe what the visitor has begun to type).
     reloadable: bool,
+    /// The signed-in staff member on console pages (null elsewhere).
+    user: Value,
+    shows_times: bool,
 }
 
 impl Page {
+    /// A portal page.
     pub fn new(req: &HttpRequest) -> Page {
+        Page::in_area(req, Area::Portal)
+    }
+
+    /// A console page.
+    pub fn console(req: &HttpRequest) -> Page {
+        Page::in_area(req, Area::Console)
+    }
+
+    fn in_area(req: &HttpRequest, area: Area) -> Page {
         let switched = web_query(req, "lang").and_then(|l| Locale::parse_loose(&l));
         let locale = switched
             .or_else(|| {
@@ -93,6 +137,7 @@ impl Page {
             .unwrap_or(DEFAULT_TZ);
         let (csrf, set_csrf) = csrf::token(req);
         Page {
+            area,
             locale,
             tz,
             csrf,
@@ -107,11 +152,26 @@ impl Page {
                 .collect(),
             reloadable: req.method() == actix_web::http::Method::GET
                 && req.cookie(TZ_COOKIE).is_none(),
+            user: Value::Null,
+            shows_times: false,
         }
     }
 
     pub fn t(&self, path: &str) -> String {
-        word(self.locale, path)
+        word_in(self.area, self.locale, path)
+    }
+
+    /// A page that shows times: on a first visit the script reloads it once, in the visitor's
+    /// zone.
+    pub fn showing_times(mut self) -> Page {
+        self.shows_times = true;
+        self
+    }
+
+    /// The same page with the signed-in staff member shown in the layout.
+    pub fn with_user(mut self, user: Value) -> Page {
+        self.user = user;
+        self
     }
 
     /// A phrase with a number in it: `{n}` replaced.
@@ -150,7 +210,7 @@ impl Page {
         }
     }
 
-    /// Renders `portal/{name}` inside the layout.
+    /// Renders `{area}/{name}` inside the area's layout.
     pub fn render(
         &self,
         notifier: &Notifier,
@@ -162,7 +222,7 @@ impl Page {
         let ctx = json!({
             "lang": self.locale.as_str(),
             "zh": self.locale == Locale::ZhCn,
-            "t": strings(self.locale),
+            "t": area_strings(self.area, self.locale),
             "title": title,
             "path": self.path,
             "keep_query": self.keep_query,
@@ -170,12 +230,14 @@ impl Page {
             "css": assets::url("portal.css"),
             "js": assets::url("portal.js"),
             "tz": self.tz.name(),
-            "reload": self.reloadable,
+            "reload": self.reloadable && self.shows_times,
+            "user": self.user,
+            "console_css": assets::url("console.css"),
             "page": page,
         });
         match notifier
             .templates
-            .render_page(&format!("portal/{name}.html"), &ctx)
+            .render_page(&format!("{}/{name}.html", self.area.folder()), &ctx)
         {
             Ok(html) => self
                 .builder(status)
@@ -261,28 +323,28 @@ mod tests {
         }
     }
 
-    fn all_keys(locale: Locale) -> BTreeSet<String> {
+    fn all_keys(area: Area, locale: Locale) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        keys("", strings(locale), &mut out);
+        keys("", area_strings(area, locale), &mut out);
         out
     }
 
     #[test]
     fn both_languages_have_the_same_words() {
-        let (zh, en) = (all_keys(Locale::ZhCn), all_keys(Locale::En));
-        assert!(zh.len() > 200, "strings load: {}", zh.len());
-        assert_eq!(
-            zh.symmetric_difference(&en).collect::<Vec<_>>(),
-            Vec::<&String>::new()
-        );
-        for locale in [Locale::ZhCn, Locale::En] {
-            for k in all_keys(locale) {
-                let optional =
-                    k.ends_with(".hint") || k.ends_with(".note") || k.ends_with(".warning");
-                assert!(
-                    optional || !word(locale, &k).is_empty(),
-                    "{locale:?} {k} is empty"
-                );
+        for area in [Area::Portal, Area::Console] {
+            let (zh, en) = (all_keys(area, Locale::ZhCn), all_keys(area, Locale::En));
+            assert!(zh.len() > 200, "{area:?} strings load: {}", zh.len());
+            assert_eq!(
+                zh.symmetric_difference(&en).collect::<Vec<_>>(),
+                Vec::<&String>::new()
+            );
+            for locale in [Locale::ZhCn, Locale::En] {
+                for k in all_keys(area, locale) {
+                    let optional =
+                        k.ends_with(".hint") || k.ends_with(".note") || k.ends_with(".warning");
+                    let empty = word_in(area, locale, &k).is_empty();
+                    assert!(optional || !empty, "{area:?} {locale:?} {k} is empty");
+                }
             }
         }
     }
@@ -290,34 +352,114 @@ mod tests {
     /// Every `t.…` a page template names exists (strict mode would fail the page otherwise).
     #[test]
     fn every_word_a_template_uses_exists() {
-        #[derive(RustEmbed)]
-        #[folder = "templates/portal/"]
-        struct Pages;
-        let known = all_keys(Locale::ZhCn);
-        let mut used = 0;
-        for name in Pages::iter().filter(|n| n.ends_with(".hbs")) {
-            let data = Pages::get(&name)
-                .map(|f| f.data.into_owned())
-                .unwrap_or_default();
-            let text = String::from_utf8_lossy(&data);
-            // `{{t.x.y}}`, `{{#if t.x}}`, `{{@root.t.x.y}}`: a `t.` after `{`, space or `root.`.
-            for (at, _) in text.match_indices("t.") {
-                let before = &text[..at];
-                if !(before.ends_with('{') || before.ends_with(' ') || before.ends_with("@root.")) {
-                    continue;
+        for area in [Area::Portal, Area::Console] {
+            let known = all_keys(area, Locale::ZhCn);
+            let mut used = 0;
+            let prefix = format!("{}/", area.folder());
+            for name in Embedded::iter().filter(|n| n.starts_with(&prefix) && n.ends_with(".hbs")) {
+                let data = Embedded::get(&name)
+                    .map(|f| f.data.into_owned())
+                    .unwrap_or_default();
+                let text = String::from_utf8_lossy(&data);
+                // `{{t.x.y}}`, `{{#if t.x}}`, `{{@root.t.x.y}}`: a `t.` after `{`, space or `root.`.
+                for (at, _) in text.match_indices("t.") {
+                    let before = &text[..at];
+                    if !(before.ends_with('{')
+                        || before.ends_with(' ')
+                        || before.ends_with("@root."))
+                    {
+                        continue;
+                    }
+                    let key: String = text[at + 2..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                        .collect();
+                    assert!(
+                        known.contains(&key),
+                        "{name} uses t.{key}, which no strings file has"
+                    );
+                    used += 1;
                 }
-                let key: String = text[at + 2..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
-                    .collect();
+            }
+            assert!(
+                used > 50,
+                "{area:?}: found the words the templates use: {used}"
+            );
+        }
+    }
+
+    /// Every word the console's code looks up by a value (status, command, method…) exists.
+    #[test]
+    fn every_console_word_built_from_a_value_exists() {
+        use crate::domain::{Channel, Jurisdiction, Role, Status, VerificationMethod};
+        let commands = [
+            "submit",
+            "verify",
+            "verification_failed",
+            "expire",
+            "request_info",
+            "subject_reply",
+            "assign",
+            "approve",
+            "reject",
+            "extend",
+            "start_fulfilment",
+            "complete",
+            "withdraw",
+            "note",
+        ];
+        let details = [
+            "categories",
+            "format",
+            "fields",
+            "evidence",
+            "scope",
+            "processing",
+            "ground",
+            "explanation",
+            "recipient",
+            "consents",
+            "subject",
+            "account",
+            "related_reference",
+        ];
+        for locale in [Locale::ZhCn, Locale::En] {
+            let mut wanted: Vec<String> = vec![];
+            wanted.extend(
+                Status::ALL
+                    .iter()
+                    .map(|v| format!("statuses.{}", v.as_str())),
+            );
+            wanted.extend(
+                VerificationMethod::ALL
+                    .iter()
+                    .map(|v| format!("methods.{}", v.as_str())),
+            );
+            wanted.extend(Role::ALL.iter().map(|v| format!("roles.{}", v.as_str())));
+            wanted.extend(
+                Channel::ALL
+                    .iter()
+                    .map(|v| format!("channels.{}", v.as_str())),
+            );
+            wanted.extend(
+                Relationship::ALL
+                    .iter()
+                    .map(|v| format!("representatives.{}", v.as_str())),
+            );
+            wanted.extend(
+                Jurisdiction::ALL
+                    .iter()
+                    .map(|v| format!("jurisdictions.{}", v.as_str())),
+            );
+            wanted.extend(commands.iter().map(|c| format!("commands.{c}")));
+            wanted.extend(details.iter().map(|d| format!("details.{d}")));
+            for k in wanted {
                 assert!(
-                    known.contains(&key),
-                    "{name} uses t.{key}, which no strings file has"
+                    !word_in(Area::Console, locale, &k).is_empty(),
+                    "{locale:?} {k}"
                 );
-                used += 1;
             }
         }
-        assert!(used > 50, "found the words the templates use: {used}");
     }
 
     /// Every label, option and heading the forms and pages build from the strings is there.

@@ -471,7 +471,7 @@ pub async fn confirmed(
     n: Tpl,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let page = Page::new(&req);
+    let page = Page::new(&req).showing_times();
     let r = match opened(&req, &s, &path).await {
         Ok(r) => r,
         Err(redirect) => return redirect,
@@ -624,7 +624,7 @@ pub async fn show(
     n: Tpl,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let page = Page::new(&req);
+    let page = Page::new(&req).showing_times();
     let r = match opened(&req, &s, &path).await {
         Ok(r) => r,
         Err(redirect) => return redirect,

@@ -1,0 +1,96 @@
+//! The staff console: server-rendered pages for customer-service staff and the privacy officer
+//! (Handlebars under `templates/console/`). Every route checks the session on the server; what
+//! a role may do to a request is the core's decision, shown as the actions the page offers.
+//! See docs/CONSOLE.md.
+
+pub mod queue;
+pub mod request;
+pub mod session;
+pub mod staff_admin;
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::domain::{Locale, RejectionReason, RequestKind, Status};
+use crate::notifications::Notifier;
+use crate::service::staff::ConsoleUser;
+use crate::web::error::ApiError;
+use crate::web::portal::page::Page;
+
+pub type Tpl = web::Data<Arc<Notifier>>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/console", web::get().to(home))
+        .route("/console/sign-in", web::get().to(session::sign_in_form))
+        .route("/console/sign-in", web::post().to(session::sign_in))
+        .route("/console/sign-out", web::post().to(session::sign_out))
+        .route("/console/queue", web::get().to(queue::queue))
+        .route("/console/requests/{id}", web::get().to(request::show))
+        .route(
+            "/console/requests/{id}/actions",
+            web::post().to(request::act),
+        )
+        .route("/console/staff", web::get().to(staff_admin::list))
+        .route("/console/staff", web::post().to(staff_admin::add))
+        .route("/console/staff/{id}", web::post().to(staff_admin::change));
+}
+
+async fn home(req: HttpRequest) -> HttpResponse {
+    Page::console(&req).redirect("/console/queue")
+}
+
+/// The core's own labels for statuses, kinds and rejection reasons, in the page's language.
+pub fn label<T: Labelled>(page: &Page, value: T) -> &'static str {
+    match page.locale {
+        Locale::ZhCn => value.zh(),
+        Locale::En => value.en(),
+    }
+}
+
+pub trait Labelled {
+    fn zh(self) -> &'static str;
+    fn en(self) -> &'static str;
+}
+
+macro_rules! labelled {
+    ($($t:ty),*) => {$(
+        impl Labelled for $t {
+            fn zh(self) -> &'static str { self.label_zh() }
+            fn en(self) -> &'static str { self.label_en() }
+        }
+    )*};
+}
+labelled!(RequestKind, RejectionReason);
+
+/// Statuses as staff say them (the core's labels speak to the subject: "waiting for you").
+pub fn status_label(page: &Page, status: Status) -> String {
+    page.t(&format!("statuses.{}", status.as_str()))
+}
+
+pub fn csrf_error() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+        "表单已过期或来源不明，请返回上一页刷新后重新提交",
+        "The form has expired or did not come from this site; go back, reload the page and send it again",
+    )
+}
+
+/// A page for an error, with the staff member still signed in (403 for a role that may not,
+/// 404 for no such request, …).
+pub fn error_page(page: &Page, n: &Notifier, user: &ConsoleUser, e: &ApiError) -> HttpResponse {
+    let title = page.t("error.title");
+    session::finish(
+        page.render(
+            n,
+            e.status(),
+            "error",
+            &title,
+            json!({ "message": e.message(page.locale), "code": e.code() }),
+        ),
+        user,
+    )
+}

@@ -1,0 +1,308 @@
+//! The queue: open requests by due date, with filters, exact search by reference or contact,
+//! the time left in working days (colour-coded), counts and pages.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::session::{finish, page_for, signed_in};
+use super::Tpl;
+use crate::domain::{EmailAddress, Jurisdiction, PhoneNumber, Reference, RequestKind, Status};
+use crate::notifications::reminders::working_days_left;
+use crate::service::{now, ServiceError, Services};
+use crate::storage::requests::{count_by_status, ListFilter};
+use crate::storage::rows::StoredRequest;
+use crate::web::error::blocking;
+use crate::web::portal::page::Page;
+
+pub const PAGE_SIZE: i64 = 50;
+/// "Due soon": this many working days or fewer left.
+pub const DUE_SOON_DAYS: u32 = 3;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueQuery {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub due_within: Option<String>,
+    #[serde(default)]
+    pub overdue: Option<String>,
+    #[serde(default)]
+    pub second: Option<String>,
+    #[serde(default)]
+    pub duplicate: Option<String>,
+    #[serde(default)]
+    pub minor: Option<String>,
+    #[serde(default)]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub page: Option<String>,
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn flag(v: &Option<String>) -> bool {
+    given(v).is_some_and(|v| v == "1" || v == "on" || v == "true")
+}
+
+/// The filter a query asks for; `Err(field)` names a value that is not understood.
+pub fn filter_of(q: &QueueQuery, me: &str, at: DateTime<Utc>) -> Result<ListFilter, &'static str> {
+    let mut f = ListFilter {
+        limit: PAGE_SIZE,
+        ..ListFilter::default()
+    };
+    match given(&q.status) {
+        None | Some("open") => f.open_only = true,
+        Some("all") => {}
+        Some(s) => f.status = Some(s.parse::<Status>().map_err(|_| "status")?),
+    }
+    f.kind = given(&q.kind)
+        .map(|k| k.parse::<RequestKind>().map_err(|_| "kind"))
+        .transpose()?;
+    f.jurisdiction = given(&q.jurisdiction)
+        .map(|j| j.parse::<Jurisdiction>().map_err(|_| "jurisdiction"))
+        .transpose()?;
+    f.assignee = given(&q.assignee).map(|a| {
+        if a == "me" {
+            me.to_owned()
+        } else {
+            a.to_owned()
+        }
+    });
+    if let Some(days) = given(&q.due_within) {
+        let days: i64 = days
+            .parse()
+            .ok()
+            .filter(|d| (0..=366).contains(d))
+            .ok_or("due_within")?;
+        f.due_before = Some(at + Duration::days(days));
+    }
+    f.overdue_at = flag(&q.overdue).then_some(at);
+    f.second_approval_for = flag(&q.second).then(|| me.to_owned());
+    f.duplicates_only = flag(&q.duplicate);
+    f.minors_only = flag(&q.minor);
+    if let Some(text) = given(&q.q) {
+        // Exact matches only: a reference, an email address or a phone number.
+        if let Ok(r) = Reference::parse(text) {
+            f.reference = Some(r.as_str().to_owned());
+        } else if let Ok(e) = EmailAddress::parse(text) {
+            f.email = Some(e.as_str().to_owned());
+        } else if let Ok(p) = PhoneNumber::parse(text) {
+            f.phone = Some(p.as_str().to_owned());
+        } else {
+            return Err("q");
+        }
+        // A search looks everywhere, ended requests too.
+        f.open_only = given(&q.status).is_some_and(|s| s == "open");
+    }
+    let page: i64 = given(&q.page)
+        .map(|p| p.parse().map_err(|_| "page"))
+        .transpose()?
+        .unwrap_or(1);
+    if page < 1 {
+        return Err("page");
+    }
+    f.offset = (page - 1) * PAGE_SIZE;
+    Ok(f)
+}
+
+/// Working days left and the colour class: on track, due soon, overdue.
+pub fn time_left(
+    s: &Services,
+    r: &StoredRequest,
+    at: DateTime<Utc>,
+) -> Option<(i64, &'static str)> {
+    let due = r.state.due.as_ref()?;
+    if r.state.status.is_final() {
+        return None;
+    }
+    if due.ends_at < at {
+        return Some((-1, "overdue"));
+    }
+    let rules = s.policy().rules(r.state.jurisdiction);
+    let today = at.with_timezone(&rules.time_zone).date_naive();
+    let left = working_days_left(s.calendars(), &rules.calendar_region, today, due.date);
+    Some((
+        i64::from(left),
+        if left <= DUE_SOON_DAYS {
+            "due-soon"
+        } else {
+            "on-track"
+        },
+    ))
+}
+
+pub fn status_class(status: Status) -> &'static str {
+    match status {
+        Status::Completed => "status-done",
+        Status::Rejected | Status::Withdrawn | Status::Expired => "status-closed",
+        Status::AwaitingVerification | Status::AwaitingSubject => "status-attention",
+        _ => "status-open",
+    }
+}
+
+/// One queue row as the page and the CSV export show it: no more personal data than that.
+pub fn row_view(
+    page: &Page,
+    s: &Services,
+    r: &StoredRequest,
+    staff: &HashMap<String, String>,
+    at: DateTime<Utc>,
+) -> Value {
+    let left = time_left(s, r, at);
+    json!({
+        "id": r.id,
+        "reference": r.reference.as_str(),
+        "kind": super::label(page, r.state.kind),
+        "jurisdiction": r.state.jurisdiction.as_str(),
+        "status": super::status_label(page, r.state.status),
+        "status_code": r.state.status.as_str(),
+        "status_class": status_class(r.state.status),
+        "received": page.time(r.state.received_at),
+        "due": r.state.due.as_ref().map(|d| d.date.to_string()),
+        "left": left.map(|(n, class)| json!({
+            "class": class,
+            "text": if n < 0 { page.t("queue.overdue") } else { page.count("queue.days_left", n) },
+        })),
+        "assignee": r.state.assignee.as_ref().map(|a| staff.get(a).cloned().unwrap_or_else(|| a.clone())),
+        "duplicate": r.duplicate_of.is_some(),
+        "minor": r.state.representative == Some(crate::domain::Relationship::Guardian),
+        "prepared": r.state.first_approval_by.is_some() && r.state.status == Status::InReview,
+    })
+}
+
+/// Staff ids to emails, for showing assignees and preparers.
+pub fn staff_names(s: &Services) -> Result<HashMap<String, String>, ServiceError> {
+    Ok(crate::storage::staff::all(&mut *s.db().conn()?)?
+        .into_iter()
+        .map(|r| (r.id, r.email))
+        .collect())
+}
+
+fn options<T: super::Labelled + Copy>(
+    page: &Page,
+    values: &[T],
+    code: fn(T) -> &'static str,
+    chosen: Option<&str>,
+) -> Vec<Value> {
+    values
+        .iter()
+        .map(|v| json!({ "value": code(*v), "label": super::label(page, *v), "selected": chosen == Some(code(*v)) }))
+        .collect()
+}
+
+pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResponse {
+    let user = match signed_in(&req, &s).await {
+        Ok(u) => u,
+        Err(to) => return to,
+    };
+    let page = page_for(&req, &user).showing_times();
+    let query = web::Query::<QueueQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let at = now();
+    let filter = filter_of(&query, &user.staff.id, at);
+    let (services, p) = (s.clone(), page.clone());
+    let loaded = blocking(move || {
+        let Ok(filter) = filter else {
+            return Ok((vec![], 0, vec![], filter.err()));
+        };
+        let mut conn = services.db().conn()?;
+        let (rows, total) = crate::storage::requests::list(&mut conn, &filter)?;
+        let counts = count_by_status(&mut conn)?;
+        drop(conn);
+        let names = staff_names(&services)?;
+        let rows: Vec<Value> = rows
+            .iter()
+            .map(|r| row_view(&p, &services, r, &names, at))
+            .collect();
+        Ok((rows, total, counts, None))
+    })
+    .await;
+    let (rows, total, counts, bad) = match loaded {
+        Ok(v) => v,
+        Err(e) => return super::error_page(&page, &n, &user, &e),
+    };
+    let current = given(&query.page)
+        .and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let link_for = |to: i64| {
+        let rest: String = req
+            .query_string()
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("page="))
+            .map(|p| format!("{p}&"))
+            .collect();
+        format!("/console/queue?{rest}page={to}")
+    };
+    let counts: Vec<Value> = Status::ALL
+        .iter()
+        .map(|st| {
+            let c = counts.iter().find(|(k, _)| k == st.as_str()).map_or(0, |(_, c)| *c);
+            json!({ "status": st.as_str(), "label": super::status_label(&page, *st), "count": c, "class": status_class(*st) })
+        })
+        .collect();
+    let csv = format!("/console/queue.csv?{}", req.query_string());
+    let title = page.t("queue.title");
+    let status_choice = given(&query.status).unwrap_or("open");
+    let status_options: Vec<Value> = [
+        json!({ "value": "open", "label": page.t("queue.open"), "selected": status_choice == "open" }),
+        json!({ "value": "all", "label": page.t("queue.all"), "selected": status_choice == "all" }),
+    ]
+    .into_iter()
+    .chain(Status::ALL.iter().map(|st| json!({ "value": st.as_str(), "label": super::status_label(&page, *st), "selected": status_choice == st.as_str() })))
+    .collect();
+    let jurisdictions: Vec<Value> = ["cn", "eu", "us-ca"]
+        .iter()
+        .map(|j| json!({ "value": j, "label": page.t(&format!("jurisdictions.{j}")), "selected": given(&query.jurisdiction) == Some(*j) }))
+        .collect();
+    let ctx = json!({
+        "rows": rows,
+        "total": total,
+        "total_text": page.count("queue.total", total),
+        "counts": counts,
+        "bad_filter": bad.map(|f| page.t(&format!("queue.bad.{f}"))),
+        "filters": {
+            "status": status_options,
+            "kind": options(&page, RequestKind::ALL, RequestKind::as_str, given(&query.kind)),
+            "jurisdiction": jurisdictions,
+            "assignee_me": given(&query.assignee) == Some("me"),
+            "due_within": given(&query.due_within).unwrap_or_default(),
+            "overdue": flag(&query.overdue),
+            "second": flag(&query.second),
+            "duplicate": flag(&query.duplicate),
+            "minor": flag(&query.minor),
+            "q": given(&query.q).unwrap_or_default(),
+        },
+        "pager": {
+            "current": current,
+            "pages": pages,
+            "text": page.t("queue.page").replace("{n}", &current.to_string()).replace("{of}", &pages.to_string()),
+            "prev": (current > 1).then(|| link_for(current - 1)),
+            "next": (current < pages).then(|| link_for(current + 1)),
+        },
+        "csv": csv,
+    });
+    let status = if bad.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    finish(page.render(&n, status, "queue", &title, ctx), &user)
+}
