@@ -33,6 +33,8 @@ text_enum! {
         /// Staff reminders from the deadline job.
         DueSoon = "due_soon",
         Overdue = "overdue",
+        /// To the assignee, sent by a colleague from the console's queue.
+        Reminder = "staff_reminder",
     }
 }
 

@@ -99,6 +99,53 @@ fn queue(
     }
 }
 
+/// A reminder a colleague sends from the console to the request's assignee. The note in the
+/// event log comes first, so the core decides whether this staff member may act (auditors may
+/// not) and the trail shows who reminded whom. Returns false when nobody is assigned.
+pub fn remind_assignee(
+    services: &Services,
+    request_id: &str,
+    actor: &crate::domain::Actor,
+    now: DateTime<Utc>,
+) -> Result<bool, ServiceError> {
+    let request = crate::service::requests::get(services, request_id)?;
+    let Some(assignee) = request.state.assignee.clone() else {
+        return Ok(false);
+    };
+    let note = crate::domain::FreeText::parse("reminder sent to the assignee")
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    crate::service::requests::act(
+        services,
+        request_id,
+        actor,
+        &crate::domain::Command::Note { text: note },
+        None,
+        now,
+    )?;
+    let left = request.state.due.as_ref().map(|due| {
+        let rules = services.policy().rules(request.state.jurisdiction);
+        let today = now.with_timezone(&rules.time_zone).date_naive();
+        working_days_left(
+            services.calendars(),
+            &rules.calendar_region,
+            today,
+            due.date,
+        )
+    });
+    let extra = json!({ "working_days_left": left });
+    let row = outbox::notify_row(
+        &request.id,
+        None,
+        &Recipient::Staff(assignee),
+        Message::Reminder,
+        request.locale,
+        extra,
+        now,
+    );
+    outbox::insert(&mut *services.db().conn()?, &row)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,7 +251,7 @@ mod tests {
         Message::Expired,
         Message::RestrictionLifting,
     ];
-    const STAFF: [Message; 7] = [
+    const STAFF: [Message; 8] = [
         Message::ReviewNeeded,
         Message::Assigned,
         Message::SecondApprovalNeeded,
@@ -259,6 +259,7 @@ mod tests {
         Message::Withdrawn,
         Message::DueSoon,
         Message::Overdue,
+        Message::Reminder,
     ];
 
     /// A context with every variable: all optional ones null, or all filled.

@@ -280,3 +280,141 @@ on_both_backends!(failed_sign_ins_are_limited, |c| c
     .rate_limits
     .staff_logins_per_ip =
     3);
+
+async fn the_queue_exports_what_the_screen_shows_and_bulk_actions_work(app: TestApp) {
+    let (agent_id, _) = app.staff("agent", Role::Agent).await;
+    let admin_token = app.admin_token().await;
+    let mut ids = vec![];
+    for kind in ["access", "correction"] {
+        let sub = app.submit(kind, "cn").await;
+        app.verify_by_code(&sub.reference).await;
+        ids.push((
+            sub.reference.clone(),
+            app.id_of(&admin_token, &sub.reference).await,
+        ));
+    }
+    let admin = Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // Assign both to the agent in one go.
+    let fields = [
+        ("ids", ids[0].1.as_str()),
+        ("ids", ids[1].1.as_str()),
+        ("assignee", agent_id.as_str()),
+        ("bulk", "assign"),
+        ("back", "/console/queue?kind=access"),
+    ];
+    let res = admin.post("/console/queue/bulk", &fields).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"],
+        "/console/queue?kind=access&done=2&refused=0"
+    );
+    for (reference, _) in &ids {
+        assert_eq!(
+            app.find(&admin_token, reference).await["assignee_id"],
+            agent_id.as_str()
+        );
+    }
+    // Remind the assignee of the first.
+    let fields = [("ids", ids[0].1.as_str()), ("bulk", "remind")];
+    let res = admin.post("/console/queue/bulk", &fields).await;
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .ends_with("done=1&refused=0"));
+    // The assignee's reminder is in the mailbox (the file mailbox here).
+    app.wait_mail(&ids[0].0, |t| {
+        (t.contains(&ids[0].0) && (t.contains("提醒") || t.contains("follow up"))).then_some(())
+    })
+    .await;
+    let view = app.staff_get(&admin_token, &ids[0].1).await;
+    assert!(view.to_string().contains("reminder sent to the assignee"));
+    // The CSV: the filtered rows, the screen's columns, no contact data.
+    let csv = admin.get("/console/queue.csv?kind=access").await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "header and one access request: {text}");
+    assert!(lines[1].starts_with(&ids[0].0) && lines[1].contains("agent@rightsflow.test"));
+    assert!(
+        !text.contains("li.lei@example.com") && !text.contains("李雷"),
+        "no contact data"
+    );
+    // Auditors read the export but cannot act in bulk.
+    app.staff("auditor", Role::Auditor).await;
+    let auditor = Console::sign_in(&app, "auditor@rightsflow.test", STAFF_PASSWORD).await;
+    assert_eq!(
+        auditor.get("/console/queue.csv").await.status(),
+        StatusCode::OK
+    );
+    let res = auditor
+        .post(
+            "/console/queue/bulk",
+            &[("ids", ids[1].1.as_str()), ("bulk", "remind")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        auditor.get("/console/dashboard").await.status(),
+        StatusCode::OK
+    );
+}
+on_both_backends!(the_queue_exports_what_the_screen_shows_and_bulk_actions_work);
+
+async fn the_dashboard_counts_what_is_open_and_how_fast_requests_were_answered(app: TestApp) {
+    let admin_token = app.admin_token().await;
+    for _ in 0..2 {
+        let sub = app.submit("access", "cn").await;
+        app.verify_by_code(&sub.reference).await;
+        let id = app.id_of(&admin_token, &sub.reference).await;
+        app.act_ok(
+            &admin_token,
+            &id,
+            serde_json::json!({ "command": "approve" }),
+        )
+        .await;
+        app.act_ok(
+            &admin_token,
+            &id,
+            serde_json::json!({ "command": "complete", "summary": "done" }),
+        )
+        .await;
+    }
+    let open = app.submit("complaint", "cn").await;
+    app.verify_by_code(&open.reference).await;
+    app.submit("deletion", "eu").await;
+    let admin = Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let res = admin.get("/console/dashboard?lang=en").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    let number = |id: &str| -> String {
+        html.split(&format!("id=\"{id}\">"))
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(number("open-total"), "2");
+    assert_eq!(number("received-total"), "4");
+    // Both access requests answered, both on time (the second table: the period's figures).
+    let figures = html.split("id=\"figures\"").nth(1).unwrap();
+    assert!(
+        figures.contains("<th scope=\"row\">Access to personal data</th><td>2</td><td>100%</td>"),
+        "{figures}"
+    );
+    assert!(figures.contains("<th scope=\"row\">Complaint</th><td>0</td><td>—</td>"));
+    assert!(
+        html.matches("<rect").count() >= 13,
+        "one bar per week of the 90 days"
+    );
+    let res = admin
+        .get("/console/dashboard?from=2026-12-01&to=2026-01-01")
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+on_both_backends!(the_dashboard_counts_what_is_open_and_how_fast_requests_were_answered);

@@ -3,6 +3,7 @@
 //! a role may do to a request is the core's decision, shown as the actions the page offers.
 //! See docs/CONSOLE.md.
 
+pub mod dashboard;
 pub mod queue;
 pub mod request;
 pub mod session;
@@ -27,7 +28,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/sign-in", web::get().to(session::sign_in_form))
         .route("/console/sign-in", web::post().to(session::sign_in))
         .route("/console/sign-out", web::post().to(session::sign_out))
+        .route("/console/dashboard", web::get().to(dashboard::dashboard))
         .route("/console/queue", web::get().to(queue::queue))
+        .route("/console/queue.csv", web::get().to(queue::csv))
+        .route("/console/queue/bulk", web::post().to(queue::bulk))
         .route("/console/requests/{id}", web::get().to(request::show))
         .route(
             "/console/requests/{id}/actions",

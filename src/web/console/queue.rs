@@ -233,6 +233,35 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
         Ok((rows, total, counts, None))
     })
     .await;
+    let services = s.clone();
+    let assignable: Vec<Value> =
+        blocking(move || Ok(crate::storage::staff::all(&mut *services.db().conn()?)?))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|st| st.active && st.role != "auditor")
+            .map(|st| json!({ "id": st.id, "email": st.email }))
+            .collect();
+    let number =
+        |k: &str| crate::web::portal::page::web_query(&req, k).and_then(|v| v.parse::<u32>().ok());
+    let bulk_notice = number("done").map(|done| {
+        page.t("queue.bulk_done")
+            .replace("{n}", &done.to_string())
+            .replace("{refused}", &number("refused").unwrap_or(0).to_string())
+    });
+    // Where the bulk form returns to: this queue, with its filters, without the last notice.
+    let back: String = {
+        let rest: Vec<&str> = req
+            .query_string()
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("done=") && !p.starts_with("refused="))
+            .collect();
+        if rest.is_empty() {
+            "/console/queue".into()
+        } else {
+            format!("/console/queue?{}", rest.join("&"))
+        }
+    };
     let (rows, total, counts, bad) = match loaded {
         Ok(v) => v,
         Err(e) => return super::error_page(&page, &n, &user, &e),
@@ -298,6 +327,9 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
             "next": (current < pages).then(|| link_for(current + 1)),
         },
         "csv": csv,
+        "assignable": assignable,
+        "bulk_notice": bulk_notice,
+        "back": back,
     });
     let status = if bad.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -305,4 +337,213 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
         StatusCode::OK
     };
     finish(page.render(&n, status, "queue", &title, ctx), &user)
+}
+
+/// The most rows one export holds; a larger export is refused with a hint to filter.
+pub const CSV_LIMIT: i64 = 10_000;
+
+/// One CSV cell: quoted when needed, and never read as a formula by a spreadsheet.
+fn cell(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// The filtered queue as CSV (UTF-8 with a byte-order mark, so spreadsheet programs read the
+/// Chinese right): the same columns as the screen, no contact data.
+pub async fn csv(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResponse {
+    let user = match signed_in(&req, &s).await {
+        Ok(u) => u,
+        Err(to) => return to,
+    };
+    let page = page_for(&req, &user);
+    let query = web::Query::<QueueQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let at = now();
+    let mut filter = match filter_of(&query, &user.staff.id, at) {
+        Ok(f) => f,
+        Err(field) => {
+            let e = crate::web::ApiError::invalid(
+                "invalid_filter",
+                page.t(&format!("queue.bad.{field}")),
+                page.t(&format!("queue.bad.{field}")),
+            );
+            return super::error_page(&page, &n, &user, &e);
+        }
+    };
+    filter.offset = 0;
+    filter.limit = CSV_LIMIT + 1;
+    let (services, p) = (s.clone(), page.clone());
+    let built = blocking(move || {
+        let (rows, total) = crate::storage::requests::list(&mut *services.db().conn()?, &filter)?;
+        if total > CSV_LIMIT {
+            return Ok(None);
+        }
+        let names = staff_names(&services)?;
+        let mut out = String::from("\u{feff}");
+        let header: Vec<String> = [
+            "reference",
+            "kind",
+            "jurisdiction",
+            "status",
+            "received",
+            "due",
+            "left",
+            "assignee",
+            "flags",
+        ]
+        .iter()
+        .map(|c| cell(&p.t(&format!("queue.csv.{c}"))))
+        .collect();
+        out.push_str(&header.join(","));
+        out.push_str("\r\n");
+        for r in &rows {
+            let v = row_view(&p, &services, r, &names, at);
+            let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            let flags: Vec<String> = [
+                ("duplicate", "flag_duplicate"),
+                ("minor", "flag_minor"),
+                ("prepared", "flag_prepared"),
+            ]
+            .iter()
+            .filter(|(k, _)| v[*k] == true)
+            .map(|(_, w)| p.t(&format!("queue.{w}")))
+            .collect();
+            let line = [
+                text("reference"),
+                text("kind"),
+                text("jurisdiction"),
+                text("status"),
+                text("received"),
+                text("due"),
+                v["left"]["text"].as_str().unwrap_or_default().to_owned(),
+                text("assignee"),
+                flags.join(" "),
+            ];
+            out.push_str(&line.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+            out.push_str("\r\n");
+        }
+        Ok(Some(out))
+    })
+    .await;
+    match built {
+        Ok(Some(body)) => {
+            let mut b = HttpResponse::Ok();
+            crate::web::portal::page::secure(&mut b);
+            let res = b
+                .content_type("text/csv; charset=utf-8")
+                .insert_header((
+                    "Content-Disposition",
+                    format!(
+                        "attachment; filename=\"rightsflow-queue-{}.csv\"",
+                        at.format("%Y%m%d-%H%M")
+                    ),
+                ))
+                .body(body);
+            finish(res, &user)
+        }
+        Ok(None) => {
+            let msg = page.count("queue.csv_too_many", CSV_LIMIT);
+            let e = crate::web::ApiError::invalid("export_too_large", msg.clone(), msg);
+            super::error_page(&page, &n, &user, &e)
+        }
+        Err(e) => super::error_page(&page, &n, &user, &e),
+    }
+}
+
+/// Bulk actions on the rows ticked in the queue: assign them all to someone, or remind each
+/// one's assignee. Each request goes through the core on its own; what could not be done is
+/// counted and said.
+pub async fn bulk(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    n: Tpl,
+    body: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let (user, page, posted) = match super::session::form(&req, &s, &n, body).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    if !matches!(&user.actor, crate::domain::Actor::Staff { role, .. } if role.acts()) {
+        let e = crate::web::ApiError::from(ServiceError::NotPermitted);
+        return super::error_page(&page, &n, &user, &e);
+    }
+    let ids: Vec<String> = posted
+        .0
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .map(|(_, v)| v.clone())
+        .take(PAGE_SIZE as usize)
+        .collect();
+    let action = posted.one("bulk").unwrap_or_default().to_owned();
+    let assignee = posted
+        .one("assignee")
+        .filter(|a| *a != "none")
+        .map(str::to_owned);
+    let back = posted
+        .one("back")
+        .filter(|b| b.starts_with("/console/queue"))
+        .unwrap_or("/console/queue")
+        .to_owned();
+    let (services, actor) = (s.clone(), user.actor.clone());
+    let done = blocking(move || {
+        let (mut ok, mut refused) = (0usize, 0usize);
+        for id in &ids {
+            let outcome = match action.as_str() {
+                "assign" => {
+                    let command = crate::domain::Command::Assign {
+                        assignee: assignee.clone(),
+                    };
+                    crate::service::requests::act(&services, id, &actor, &command, None, now())
+                        .map(|_| true)
+                }
+                "remind" => {
+                    crate::notifications::reminders::remind_assignee(&services, id, &actor, now())
+                }
+                _ => Err(ServiceError::NotFound),
+            };
+            match outcome {
+                Ok(true) => ok += 1,
+                Ok(false)
+                | Err(ServiceError::Transition(_))
+                | Err(ServiceError::NotFound)
+                | Err(ServiceError::UnknownAssignee) => refused += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((ok, refused))
+    })
+    .await;
+    match done {
+        Ok((ok, refused)) => {
+            let sep = if back.contains('?') { '&' } else { '?' };
+            finish(
+                page.redirect(&format!("{back}{sep}done={ok}&refused={refused}")),
+                &user,
+            )
+        }
+        Err(e) => super::error_page(&page, &n, &user, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_never_formulas() {
+        assert_eq!(cell("DSR-1"), "DSR-1");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(cell("-1"), "'-1");
+    }
 }

@@ -100,6 +100,7 @@ pub fn page_for(req: &HttpRequest, user: &ConsoleUser) -> Page {
         "role": user.staff.role,
         "role_label": role_label(req, &user.staff.role),
         "admin": user.actor.administers(),
+        "acts": matches!(&user.actor, crate::domain::Actor::Staff { role, .. } if role.acts()),
     }))
 }
 
