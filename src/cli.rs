@@ -44,6 +44,17 @@ pub enum Command {
     },
     /// Print the legal due date for a clock started at a given instant.
     Deadline(DeadlineArgs),
+    /// Benchmarks that print figures (see docs/PERFORMANCE.md).
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The staff console's queue and dashboard on a large table.
+    Console(crate::bench::ConsoleBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +143,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if generated {
                 println!("password: {password}\n(shown only this once)");
             }
+        }
+        Command::Bench {
+            which: BenchCommand::Console(args),
+        } => {
+            crate::bench::console(args).await?;
         }
         Command::Deadline(args) => {
             let calendars = load_calendars(&config)?;

@@ -112,7 +112,10 @@ pub fn remind_assignee(
     let Some(assignee) = request.state.assignee.clone() else {
         return Ok(false);
     };
-    let note = crate::domain::FreeText::parse("reminder sent to the assignee")
+    if request.state.status.is_final() {
+        return Ok(false);
+    }
+    let note = crate::domain::FreeText::parse("已提醒负责人 / reminder sent to the assignee")
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
     crate::service::requests::act(
         services,
@@ -122,16 +125,22 @@ pub fn remind_assignee(
         None,
         now,
     )?;
-    let left = request.state.due.as_ref().map(|due| {
-        let rules = services.policy().rules(request.state.jurisdiction);
-        let today = now.with_timezone(&rules.time_zone).date_naive();
-        working_days_left(
-            services.calendars(),
-            &rules.calendar_region,
-            today,
-            due.date,
-        )
-    });
+    // Overdue: no "working days left" (the template would say "due today").
+    let left = request
+        .state
+        .due
+        .as_ref()
+        .filter(|due| due.ends_at >= now)
+        .map(|due| {
+            let rules = services.policy().rules(request.state.jurisdiction);
+            let today = now.with_timezone(&rules.time_zone).date_naive();
+            working_days_left(
+                services.calendars(),
+                &rules.calendar_region,
+                today,
+                due.date,
+            )
+        });
     let extra = json!({ "working_days_left": left });
     let row = outbox::notify_row(
         &request.id,

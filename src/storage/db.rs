@@ -159,10 +159,17 @@ impl Database {
             StoreError::Setup(format!("migration failed: {e}"))
         };
         match &mut *conn {
-            DbConnection::Sqlite(c) => c
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|v| v.len())
-                .map_err(failed),
+            DbConnection::Sqlite(c) => {
+                let applied = c
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.len())
+                    .map_err(failed)?;
+                // SQLite's planner picks the console's partial indexes only with statistics
+                // (PostgreSQL keeps its own). A bounded ANALYZE of the tables that need it;
+                // quick even on a large table.
+                c.batch_execute("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
+                Ok(applied)
+            }
             DbConnection::Postgres(c) => {
                 c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
                 let result = c

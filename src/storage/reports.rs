@@ -1,28 +1,20 @@
 //! The figures behind the console's dashboard: grouped counts in the database, and the few
 //! timestamps the medians and the weekly chart need.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 
+use super::requests::open_condition;
 use super::schema::requests;
 use super::{to_db_time, DbConnection, StoreError};
-use crate::domain::Status;
-
-fn ended() -> Vec<&'static str> {
-    Status::ALL
-        .iter()
-        .filter(|s| s.is_final())
-        .map(|s| s.as_str())
-        .collect()
-}
 
 /// Open requests counted by (status, kind).
 pub fn open_by_status_and_kind(
     conn: &mut DbConnection,
 ) -> Result<Vec<(String, String, i64)>, StoreError> {
     Ok(requests::table
-        .filter(requests::status.ne_all(ended()))
+        .filter(open_condition())
         .group_by((requests::status, requests::kind))
         .select((requests::status, requests::kind, count_star()))
         .load(conn)?)
@@ -35,7 +27,7 @@ pub fn open_due_between(
     to: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let mut q = requests::table
-        .filter(requests::status.ne_all(ended()))
+        .filter(open_condition())
         .filter(requests::due_at.lt(to_db_time(to)))
         .into_boxed();
     if let Some(from) = from {
@@ -44,42 +36,69 @@ pub fn open_due_between(
     Ok(q.count().get_result(conn)?)
 }
 
-/// Requests that ended by an answer (completed or rejected) in `[from, to)`: kind, received,
-/// closed, due.
-pub type Closed = (
-    String,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-);
+/// Requests answered (completed or rejected) in `[from, to)`, grouped by kind and by whole
+/// hours from receipt to the answer: how many, how many had a due date, how many were
+/// answered by it. Counted in the database: the medians need the distribution, not the rows.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct AnsweredBucket {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub hours: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub with_due: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub on_time: i64,
+}
 
 pub fn answered_between(
     conn: &mut DbConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<Closed>, StoreError> {
-    Ok(requests::table
-        .filter(requests::status.eq_any([Status::Completed.as_str(), Status::Rejected.as_str()]))
-        .filter(requests::closed_at.ge(to_db_time(from)))
-        .filter(requests::closed_at.lt(to_db_time(to)))
-        .select((
-            requests::kind,
-            requests::received_at,
-            requests::closed_at,
-            requests::due_at,
+) -> Result<Vec<AnsweredBucket>, StoreError> {
+    use diesel::sql_types::Timestamp;
+    // The status condition is written as the partial index `requests_answered` states it.
+    const COUNTS: &str = "COUNT(*) AS n, \
+        SUM(CASE WHEN due_at IS NOT NULL THEN 1 ELSE 0 END) AS with_due, \
+        SUM(CASE WHEN due_at IS NOT NULL AND closed_at <= due_at THEN 1 ELSE 0 END) AS on_time";
+    Ok(match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(format!(
+            "SELECT kind, CAST((julianday(closed_at) - julianday(received_at)) * 24 AS INTEGER) AS hours, {COUNTS} \
+             FROM requests WHERE status IN ('completed', 'rejected') AND closed_at >= ? AND closed_at < ? \
+             GROUP BY kind, hours"
         ))
-        .load(conn)?)
+        .bind::<Timestamp, _>(to_db_time(from))
+        .bind::<Timestamp, _>(to_db_time(to))
+        .load(c)?,
+        // COUNT and SUM of integers are BIGINT in PostgreSQL; `extract` gives numeric.
+        DbConnection::Postgres(c) => diesel::sql_query(format!(
+            "SELECT kind, CAST(floor(extract(epoch FROM closed_at - received_at) / 3600) AS BIGINT) AS hours, {COUNTS} \
+             FROM requests WHERE status IN ('completed', 'rejected') AND closed_at >= $1 AND closed_at < $2 \
+             GROUP BY kind, hours"
+        ))
+        .bind::<Timestamp, _>(to_db_time(from))
+        .bind::<Timestamp, _>(to_db_time(to))
+        .load(c)?,
+    })
 }
 
-/// When each request received in `[from, to)` arrived (for the weekly chart).
-pub fn received_between(
+/// How many requests were received in each of the given `[start, end)` windows (the weeks of
+/// the dashboard's chart, in the viewer's zone). One count a window: each is a short range
+/// read of the `requests_received` index.
+pub fn received_in_windows(
     conn: &mut DbConnection,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<NaiveDateTime>, StoreError> {
-    Ok(requests::table
-        .filter(requests::received_at.ge(to_db_time(from)))
-        .filter(requests::received_at.lt(to_db_time(to)))
-        .select(requests::received_at)
-        .load(conn)?)
+    windows: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Result<Vec<i64>, StoreError> {
+    windows
+        .iter()
+        .map(|(start, end)| {
+            Ok(requests::table
+                .filter(requests::received_at.ge(to_db_time(*start)))
+                .filter(requests::received_at.lt(to_db_time(*end)))
+                .count()
+                .get_result(conn)?)
+        })
+        .collect()
 }

@@ -132,6 +132,8 @@ pub struct ListFilter {
     pub assignee: Option<String>,
     /// Due at or before this instant.
     pub due_before: Option<DateTime<Utc>>,
+    /// Due at or after this instant (with `due_before`: "due within N days", not overdue).
+    pub due_after: Option<DateTime<Utc>>,
     /// Open and past due at `now`.
     pub overdue_at: Option<DateTime<Utc>>,
     /// Only requests flagged as duplicating another open request.
@@ -169,6 +171,9 @@ fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
     if let Some(t) = f.due_before {
         q = q.filter(requests::due_at.le(to_db_time(t)));
     }
+    if let Some(t) = f.due_after {
+        q = q.filter(requests::due_at.ge(to_db_time(t)));
+    }
     if f.duplicates_only {
         q = q.filter(requests::duplicate_of.is_not_null());
     }
@@ -178,12 +183,7 @@ fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
             .filter(requests::due_at.lt(to_db_time(now)));
     }
     if f.open_only {
-        let ended: Vec<&str> = Status::ALL
-            .iter()
-            .filter(|s| s.is_final())
-            .map(|s| s.as_str())
-            .collect();
-        q = q.filter(requests::status.ne_all(ended));
+        q = q.filter(open_condition());
     }
     if f.minors_only {
         q = q.filter(requests::representative.eq("guardian"));
@@ -206,41 +206,108 @@ fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
     q
 }
 
-/// How many requests there are per status (the console's counts).
-pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+/// The statuses of requests that have not ended, as the partial indexes of migration
+/// 000006 name them (a query must say `status IN (these)` for the index to serve it).
+pub const OPEN_STATUSES: [&str; 4] = [
+    "awaiting_verification",
+    "in_review",
+    "awaiting_subject",
+    "in_progress",
+];
+
+/// `status IN (…open…)` as literal SQL. A partial index is used only when the query states
+/// its condition with constants: with bound parameters (`eq_any`) SQLite cannot tell that
+/// the query's rows are the index's rows. The text is a constant, never input.
+pub fn open_condition() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "status IN ('awaiting_verification', 'in_review', 'awaiting_subject', 'in_progress')",
+    )
+}
+
+/// How many open requests there are per status (the console's counts; ended ones are not
+/// counted, which would mean reading most of the table).
+pub fn count_open_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
     use diesel::dsl::count_star;
     Ok(requests::table
+        .filter(open_condition())
         .group_by(requests::status)
         .select((requests::status, count_star()))
         .load(conn)?)
 }
 
 /// One page of requests matching the filter, and how many match in all.
+///
+/// Sorting by due date puts requests without one (their clock has not started) last, in both
+/// directions. That is done as two ordered reads, those with a due date and then those
+/// without, rather than one `ORDER BY due_at IS NULL, …`, so that an index in due-date order
+/// can serve the page without sorting the whole table.
 pub fn list(
     conn: &mut DbConnection,
     f: &ListFilter,
 ) -> Result<(Vec<StoredRequest>, i64), StoreError> {
-    let total: i64 = filtered(f).count().get_result(conn)?;
-    let q = filtered(f).select(RequestRow::as_select());
-    let q = match f.sort {
-        Sort::DueAsc => q.order((
-            requests::due_at.is_null(),
-            requests::due_at.asc(),
-            requests::received_at.asc(),
-        )),
-        Sort::DueDesc => q.order((
-            requests::due_at.is_null(),
-            requests::due_at.desc(),
-            requests::received_at.desc(),
-        )),
-        Sort::ReceivedAsc => q.order(requests::received_at.asc()),
-        Sort::ReceivedDesc => q.order(requests::received_at.desc()),
-    };
-    let rows = q
-        .then_order_by(requests::id.asc())
-        .limit(f.limit)
-        .offset(f.offset)
-        .load(conn)?;
+    match f.sort {
+        Sort::ReceivedAsc | Sort::ReceivedDesc => {
+            let total: i64 = filtered(f).count().get_result(conn)?;
+            let q = filtered(f).select(RequestRow::as_select());
+            let q = if f.sort == Sort::ReceivedAsc {
+                q.order((requests::received_at.asc(), requests::id.asc()))
+            } else {
+                q.order((requests::received_at.desc(), requests::id.asc()))
+            };
+            let rows = q.limit(f.limit).offset(f.offset).load(conn)?;
+            finish(rows, total)
+        }
+        Sort::DueAsc | Sort::DueDesc => {
+            let dated: i64 = filtered(f)
+                .filter(requests::due_at.is_not_null())
+                .count()
+                .get_result(conn)?;
+            let undated: i64 = filtered(f)
+                .filter(requests::due_at.is_null())
+                .count()
+                .get_result(conn)?;
+            let mut rows = vec![];
+            if f.offset < dated {
+                let q = filtered(f)
+                    .filter(requests::due_at.is_not_null())
+                    .select(RequestRow::as_select());
+                let q = if f.sort == Sort::DueAsc {
+                    q.order((
+                        requests::due_at.asc(),
+                        requests::received_at.asc(),
+                        requests::id.asc(),
+                    ))
+                } else {
+                    q.order((
+                        requests::due_at.desc(),
+                        requests::received_at.desc(),
+                        requests::id.asc(),
+                    ))
+                };
+                rows = q.limit(f.limit).offset(f.offset).load(conn)?;
+            }
+            let missing = f.limit - rows.len() as i64;
+            if missing > 0 && undated > 0 {
+                let q = filtered(f)
+                    .filter(requests::due_at.is_null())
+                    .select(RequestRow::as_select());
+                let q = if f.sort == Sort::DueAsc {
+                    q.order((requests::received_at.asc(), requests::id.asc()))
+                } else {
+                    q.order((requests::received_at.desc(), requests::id.asc()))
+                };
+                let more = q
+                    .limit(missing)
+                    .offset((f.offset - dated).max(0))
+                    .load(conn)?;
+                rows.extend(more);
+            }
+            finish(rows, dated + undated)
+        }
+    }
+}
+
+fn finish(rows: Vec<RequestRow>, total: i64) -> Result<(Vec<StoredRequest>, i64), StoreError> {
     let page = rows
         .into_iter()
         .map(StoredRequest::try_from)

@@ -344,3 +344,41 @@ async fn serve_is_the_default_and_its_logs_hold_no_personal_data() {
         .to_owned();
     assert!(password.len() >= 20 && !all.contains(&password));
 }
+
+/// The console benchmark runs end to end on a small table and prints its figures (the real
+/// run uses 1,000,000 requests; see docs/PERFORMANCE.md).
+#[test]
+fn the_console_benchmark_seeds_signs_in_and_prints_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.db");
+    let json = dir.path().join("figures.json");
+    let (ok, out, err) = rightsflow(
+        &[
+            "bench",
+            "console",
+            "--requests",
+            "300",
+            "--samples",
+            "10",
+            "--database-url",
+            db.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("300 new rows"), "{err}");
+    for page in [
+        "GET /healthz (floor)",
+        "GET /console/queue",
+        "GET /console/dashboard",
+    ] {
+        assert!(line(&out, page).split_whitespace().count() >= 5, "{out}");
+    }
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(figures["requests"], 300);
+    assert_eq!(figures["figures"].as_array().unwrap().len(), 3);
+    assert!(figures["figures"][1]["p99_ms"].as_f64().unwrap() > 0.0);
+}

@@ -165,6 +165,21 @@ async fn every_route_with_every_role(app: TestApp) {
             )
             .await;
         assert_eq!(add.status() == StatusCode::OK, admin, "{email} add staff");
+        for path in ["/console/dashboard", "/console/queue.csv"] {
+            assert_eq!(c.get(path).await.status(), StatusCode::OK, "{email} {path}");
+        }
+        let bulk = c
+            .post(
+                "/console/queue/bulk",
+                &[("ids", id.as_str()), ("bulk", "remind")],
+            )
+            .await;
+        let expected = if acts {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(bulk.status(), expected, "{email} bulk");
         let role = c.post(&staff_one, &[("role", "reviewer")]).await;
         let expected = if admin {
             StatusCode::SEE_OTHER
@@ -172,6 +187,12 @@ async fn every_route_with_every_role(app: TestApp) {
             StatusCode::FORBIDDEN
         };
         assert_eq!(role.status(), expected, "{email} change role");
+        let out = c.post("/console/sign-out", &[]).await;
+        assert_eq!(out.status(), StatusCode::SEE_OTHER, "{email} sign-out");
+        assert!(
+            goes_to_sign_in(&c.get("/console/queue").await),
+            "{email} signed out"
+        );
     }
     // Auditors' refusals changed nothing; the others' notes are in the log.
     let view = app.staff_get(&admin_token, &id).await;

@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use super::session::{finish, page_for, signed_in};
@@ -22,59 +21,52 @@ use crate::web::portal::page::web_query;
 #[derive(Debug, Clone, PartialEq)]
 pub struct KindFigures {
     pub answered: usize,
+    /// Answered requests that had a due date: the on-time rate's denominator.
+    pub with_due: usize,
     pub on_time: usize,
     /// Median days from receipt to the answer.
     pub median_days: Option<f64>,
 }
 
-/// On-time counts and medians per kind from (kind, received, closed, due) rows. A request
-/// without a due date (its clock never started) counts as answered, not as on time or late.
-pub fn per_kind(rows: &[reports::Closed], kind: &str) -> KindFigures {
-    let mine: Vec<&reports::Closed> = rows.iter().filter(|r| r.0 == kind).collect();
-    let on_time = mine
-        .iter()
-        .filter(|(_, _, closed, due)| matches!((closed, due), (Some(c), Some(d)) if c <= d))
-        .count();
-    let mut days: Vec<f64> = mine
-        .iter()
-        .filter_map(|(_, received, closed, _)| {
-            closed.map(|c| (c - *received).num_seconds() as f64 / 86_400.0)
+/// On-time counts and the median per kind, from the buckets of whole hours to an answer. A
+/// request without a due date (its clock never started) counts as answered, and is left out
+/// of the on-time rate (neither on time nor late). The median is to the hour.
+pub fn per_kind(buckets: &[reports::AnsweredBucket], kind: &str) -> KindFigures {
+    let mut mine: Vec<&reports::AnsweredBucket> =
+        buckets.iter().filter(|b| b.kind == kind).collect();
+    mine.sort_by_key(|b| b.hours);
+    let answered: i64 = mine.iter().map(|b| b.n).sum();
+    // The value at (1-based) rank r in the sorted distribution.
+    let at_rank = |r: i64| {
+        let mut seen = 0;
+        mine.iter().find_map(|b| {
+            seen += b.n;
+            (seen >= r).then_some(b.hours as f64)
         })
-        .collect();
-    days.sort_by(f64::total_cmp);
-    let median_days = match days.len() {
+    };
+    let median_hours = match answered {
         0 => None,
-        n if n % 2 == 1 => Some(days[n / 2]),
-        n => Some((days[n / 2 - 1] + days[n / 2]) / 2.0),
+        n if n % 2 == 1 => at_rank(n / 2 + 1),
+        n => at_rank(n / 2)
+            .zip(at_rank(n / 2 + 1))
+            .map(|(a, b)| (a + b) / 2.0),
     };
     KindFigures {
-        answered: mine.len(),
-        on_time,
-        median_days,
+        answered: answered as usize,
+        with_due: mine.iter().map(|b| b.with_due).sum::<i64>() as usize,
+        on_time: mine.iter().map(|b| b.on_time).sum::<i64>() as usize,
+        median_days: median_hours.map(|h| h / 24.0),
     }
 }
 
-/// Requests received per week (weeks start on Monday in `tz`), every week of the period
-/// present, empty ones as 0.
-pub fn weekly(
-    received: &[NaiveDateTime],
-    from: NaiveDate,
-    to: NaiveDate,
-    tz: Tz,
-) -> Vec<(NaiveDate, usize)> {
+/// The Mondays of the weeks that meet the period `[from, to]`.
+pub fn weeks_of(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
     let monday = |d: NaiveDate| d - Duration::days(i64::from(d.weekday().num_days_from_monday()));
-    let mut weeks: Vec<(NaiveDate, usize)> = vec![];
+    let mut weeks = vec![];
     let mut w = monday(from);
     while w <= to {
-        weeks.push((w, 0));
+        weeks.push(w);
         w += Duration::days(7);
-    }
-    for t in received {
-        let local = Utc.from_utc_datetime(t).with_timezone(&tz).date_naive();
-        let start = monday(local);
-        if let Some(slot) = weeks.iter_mut().find(|(w, _)| *w == start) {
-            slot.1 += 1;
-        }
     }
     weeks
 }
@@ -140,8 +132,12 @@ pub fn bar_chart(weeks: &[(NaiveDate, usize)], title: &str) -> String {
     svg
 }
 
-fn date_param(req: &HttpRequest, key: &str) -> Option<NaiveDate> {
-    web_query(req, key).and_then(|d| d.parse().ok())
+/// A date from the query: absent, a date, or not a date (Err).
+fn date_param(req: &HttpRequest, key: &str) -> Result<Option<NaiveDate>, ()> {
+    match web_query(req, key).filter(|d| !d.is_empty()) {
+        None => Ok(None),
+        Some(d) => d.parse().map(Some).map_err(|_| ()),
+    }
 }
 
 pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResponse {
@@ -153,23 +149,40 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
     let at = now();
     let tz = page.tz;
     let today = at.with_timezone(&tz).date_naive();
-    let to_day = date_param(&req, "to").unwrap_or(today);
-    let from_day = date_param(&req, "from").unwrap_or(to_day - Duration::days(90));
-    let bad_period = from_day > to_day || (to_day - from_day).num_days() > 3660;
+    let (to_param, from_param) = (date_param(&req, "to"), date_param(&req, "from"));
+    let to_day = to_param.ok().flatten().unwrap_or(today);
+    let from_day = from_param
+        .ok()
+        .flatten()
+        .unwrap_or(to_day - Duration::days(90));
+    let bad_period = to_param.is_err()
+        || from_param.is_err()
+        || from_day > to_day
+        || (to_day - from_day).num_days() > 3660;
     let start_of = |d: NaiveDate| -> DateTime<Utc> {
         tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
             .earliest()
             .map_or(at, |t| t.with_timezone(&Utc))
     };
     let (from, to) = (start_of(from_day), start_of(to_day + Duration::days(1)));
-    // This week: Monday 00:00 to next Monday 00:00 in the viewer's zone.
-    let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
-    let (week_start, week_end) = (start_of(monday), start_of(monday + Duration::days(7)));
+    // "Due soon": the next 7 days from now, as the queue's `due_within=7` (overdue apart).
+    let week_end = at + Duration::days(7);
+    // The chart's weeks, Monday to Monday in the viewer's zone, clipped to the period.
+    let weeks = weeks_of(from_day, to_day);
+    let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = weeks
+        .iter()
+        .map(|w| {
+            (
+                start_of(*w).max(from),
+                start_of(*w + Duration::days(7)).min(to),
+            )
+        })
+        .collect();
     let services = s.clone();
     let loaded = blocking(move || {
         let mut conn = services.db().conn()?;
         let open = reports::open_by_status_and_kind(&mut conn)?;
-        let due_week = reports::open_due_between(&mut conn, Some(week_start.max(at)), week_end)?;
+        let due_week = reports::open_due_between(&mut conn, Some(at), week_end)?;
         let overdue = reports::open_due_between(&mut conn, None, at)?;
         let answered = if bad_period {
             vec![]
@@ -179,7 +192,7 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
         let received = if bad_period {
             vec![]
         } else {
-            reports::received_between(&mut conn, from, to)?
+            reports::received_in_windows(&mut conn, &windows)?
         };
         Ok((open, due_week, overdue, answered, received))
     })
@@ -210,12 +223,21 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
             json!({
                 "kind": super::label(&page, *k),
                 "answered": f.answered,
-                "on_time": if f.answered == 0 { "—".to_owned() } else { format!("{:.0}%", 100.0 * f.on_time as f64 / f.answered as f64) },
+                "on_time": if f.with_due == 0 { "—".to_owned() } else { format!("{:.0}%", 100.0 * f.on_time as f64 / f.with_due as f64) },
                 "median": f.median_days.map_or("—".to_owned(), |d| page.t("dashboard.days").replace("{n}", &format!("{d:.1}"))),
             })
         })
         .collect();
-    let weeks = weekly(&received, from_day, to_day, tz);
+    let received_total: i64 = received.iter().sum();
+    let weeks: Vec<(NaiveDate, usize)> = weeks
+        .into_iter()
+        .zip(
+            received
+                .iter()
+                .map(|n| *n as usize)
+                .chain(std::iter::repeat(0)),
+        )
+        .collect();
     let chart = bar_chart(&weeks, &page.t("dashboard.chart_title"));
     let title = page.t("dashboard.title");
     let ctx = json!({
@@ -229,7 +251,7 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
         "from": from_day.to_string(),
         "to": to_day.to_string(),
         "bad_period": bad_period.then(|| page.t("dashboard.bad_period")),
-        "received_total": received.len(),
+        "received_total": received_total,
     });
     let status = if bad_period {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -243,72 +265,64 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap_or_default()
+    fn bucket(
+        kind: &str,
+        hours: i64,
+        n: i64,
+        with_due: i64,
+        on_time: i64,
+    ) -> reports::AnsweredBucket {
+        reports::AnsweredBucket {
+            kind: kind.into(),
+            hours,
+            n,
+            with_due,
+            on_time,
+        }
     }
 
     #[test]
     fn on_time_rate_and_median_per_kind() {
-        let rows: Vec<reports::Closed> = vec![
-            (
-                "access".into(),
-                t("2026-11-02 00:00"),
-                Some(t("2026-11-03 00:00")),
-                Some(t("2026-11-20 00:00")),
-            ),
-            (
-                "access".into(),
-                t("2026-11-02 00:00"),
-                Some(t("2026-11-05 00:00")),
-                Some(t("2026-11-04 00:00")),
-            ),
-            (
-                "access".into(),
-                t("2026-11-02 00:00"),
-                Some(t("2026-11-12 00:00")),
-                None,
-            ),
-            (
-                "deletion".into(),
-                t("2026-11-02 00:00"),
-                Some(t("2026-11-04 00:00")),
-                Some(t("2026-11-04 00:00")),
-            ),
+        let buckets = vec![
+            bucket("access", 24, 1, 1, 1),
+            bucket("access", 72, 1, 1, 0),
+            bucket("access", 240, 1, 0, 0),
+            bucket("deletion", 48, 1, 1, 1),
+            bucket("deletion", 96, 1, 1, 1),
         ];
-        let access = per_kind(&rows, "access");
-        assert_eq!((access.answered, access.on_time), (3, 1));
-        assert_eq!(access.median_days, Some(3.0));
-        let deletion = per_kind(&rows, "deletion");
+        let access = per_kind(&buckets, "access");
         assert_eq!(
-            (deletion.answered, deletion.on_time, deletion.median_days),
-            (1, 1, Some(2.0))
+            (access.answered, access.with_due, access.on_time),
+            (3, 2, 1)
         );
-        assert_eq!(per_kind(&rows, "complaint").median_days, None);
+        assert_eq!(access.median_days, Some(3.0));
+        let deletion = per_kind(&buckets, "deletion");
+        assert_eq!(
+            (deletion.answered, deletion.with_due, deletion.on_time),
+            (2, 2, 2)
+        );
+        assert_eq!(
+            deletion.median_days,
+            Some(3.0),
+            "the mean of the two middle values"
+        );
+        assert_eq!(per_kind(&buckets, "complaint").median_days, None);
     }
 
     #[test]
-    fn weeks_start_on_monday_in_the_viewers_zone_and_empty_weeks_show() {
+    fn weeks_start_on_monday_and_the_chart_draws_each() {
         let from = NaiveDate::from_ymd_opt(2026, 11, 4).unwrap_or_default();
         let to = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap_or_default();
-        // Sunday 20:00 UTC is already Monday in Shanghai.
-        let received = vec![
-            t("2026-11-08 20:00"),
-            t("2026-11-10 03:00"),
-            t("2026-11-24 10:00"),
-        ];
-        let weeks = weekly(&received, from, to, chrono_tz::Asia::Shanghai);
-        let counts: Vec<(String, usize)> = weeks.iter().map(|(d, n)| (d.to_string(), *n)).collect();
+        let weeks: Vec<String> = weeks_of(from, to).iter().map(|d| d.to_string()).collect();
         assert_eq!(
-            counts,
-            vec![
-                ("2026-11-02".into(), 0),
-                ("2026-11-09".into(), 2),
-                ("2026-11-16".into(), 0),
-                ("2026-11-23".into(), 1)
-            ]
+            weeks,
+            vec!["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]
         );
-        let svg = bar_chart(&weeks, "每周收到的请求 <测试>");
+        let counted: Vec<(NaiveDate, usize)> =
+            weeks_of(from, to).into_iter().zip([0, 2, 0, 1]).collect();
+        let svg = bar_chart(&counted, "每周收到的请求 <测试>");
         assert_eq!(svg.matches("<rect").count(), 4);
+        assert!(svg.contains("2026-11-09: 2"));
         assert!(svg.contains("&lt;测试&gt;") && !svg.contains("<script"));
     }
 }

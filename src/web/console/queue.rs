@@ -14,7 +14,7 @@ use super::Tpl;
 use crate::domain::{EmailAddress, Jurisdiction, PhoneNumber, Reference, RequestKind, Status};
 use crate::notifications::reminders::working_days_left;
 use crate::service::{now, ServiceError, Services};
-use crate::storage::requests::{count_by_status, ListFilter};
+use crate::storage::requests::{count_open_by_status, ListFilter};
 use crate::storage::rows::StoredRequest;
 use crate::web::error::blocking;
 use crate::web::portal::page::Page;
@@ -90,6 +90,8 @@ pub fn filter_of(q: &QueueQuery, me: &str, at: DateTime<Utc>) -> Result<ListFilt
             .filter(|d| (0..=366).contains(d))
             .ok_or("due_within")?;
         f.due_before = Some(at + Duration::days(days));
+        // Overdue ones have their own filter.
+        f.due_after = Some(at);
     }
     f.overdue_at = flag(&q.overdue).then_some(at);
     f.second_approval_for = flag(&q.second).then(|| me.to_owned());
@@ -106,8 +108,8 @@ pub fn filter_of(q: &QueueQuery, me: &str, at: DateTime<Utc>) -> Result<ListFilt
         } else {
             return Err("q");
         }
-        // A search looks everywhere, ended requests too.
-        f.open_only = given(&q.status).is_some_and(|s| s == "open");
+        // A search looks everywhere, ended requests too, unless a single status is chosen.
+        f.open_only = false;
     }
     let page: i64 = given(&q.page)
         .map(|p| p.parse().map_err(|_| "page"))
@@ -223,7 +225,7 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
         };
         let mut conn = services.db().conn()?;
         let (rows, total) = crate::storage::requests::list(&mut conn, &filter)?;
-        let counts = count_by_status(&mut conn)?;
+        let counts = count_open_by_status(&mut conn)?;
         drop(conn);
         let names = staff_names(&services)?;
         let rows: Vec<Value> = rows
@@ -282,6 +284,7 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
     };
     let counts: Vec<Value> = Status::ALL
         .iter()
+        .filter(|st| !st.is_final())
         .map(|st| {
             let c = counts.iter().find(|(k, _)| k == st.as_str()).map_or(0, |(_, c)| *c);
             json!({ "status": st.as_str(), "label": super::status_label(&page, *st), "count": c, "class": status_class(*st) })

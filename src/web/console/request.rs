@@ -420,7 +420,11 @@ pub async fn act(
                     .cloned()
                     .collect();
                 let p = Preview {
-                    command: if letter.is_some() { "reject" } else { "extend" },
+                    command: if matches!(command, Command::Reject { .. }) {
+                        "reject"
+                    } else {
+                        "extend"
+                    },
                     fields,
                     letter,
                     new_due: due.map(|d| page.deadline(d)),
