@@ -167,23 +167,22 @@ fn seed(db: &Database, n: usize) -> anyhow::Result<usize> {
         let rows: Vec<RequestRow> = (chunk_start..end).map(|i| row(i, &mut rng, now)).collect();
         // Multi-row inserts on the backend's own connection (32 columns a row: 500 rows stay
         // under SQLite's limit of bound values).
+        // (MultiConnection has no multi-row insert; each backend's own connection does.)
+        macro_rules! insert_all {
+            ($c:expr) => {
+                $c.transaction::<_, diesel::result::Error, _>(|c| {
+                    for batch in rows.chunks(500) {
+                        diesel::insert_into(requests::table)
+                            .values(batch)
+                            .execute(c)?;
+                    }
+                    Ok(())
+                })?
+            };
+        }
         match &mut *conn {
-            DbConnection::Sqlite(c) => c.transaction::<_, diesel::result::Error, _>(|c| {
-                for batch in rows.chunks(500) {
-                    diesel::insert_into(requests::table)
-                        .values(batch)
-                        .execute(c)?;
-                }
-                Ok(())
-            })?,
-            DbConnection::Postgres(c) => c.transaction::<_, diesel::result::Error, _>(|c| {
-                for batch in rows.chunks(500) {
-                    diesel::insert_into(requests::table)
-                        .values(batch)
-                        .execute(c)?;
-                }
-                Ok(())
-            })?,
+            DbConnection::Sqlite(c) => insert_all!(c),
+            DbConnection::Postgres(c) => insert_all!(c),
         }
         if end % 100_000 == 0 || end == n {
             eprintln!(
