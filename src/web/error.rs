@@ -83,6 +83,11 @@ impl ApiError {
         self.status
     }
 
+    /// Seconds to wait, for `Retry-After` (rate limits).
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// The message in `locale` (for pages, which render errors themselves).
     pub fn message(&self, locale: Locale) -> &str {
         match locale {

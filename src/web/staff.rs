@@ -40,7 +40,7 @@ async fn login(
     limits: web::Data<super::limits::Limits>,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    super::limits::check(&limits.staff_logins, &super::limits::client(&req))?;
+    limit_sign_in(&req, &s, &limits).await?;
     let LoginBody { email, password } = body.into_inner();
     let services = s.clone();
     let (token, row) = blocking(move || staff::login(&services, &email, &password, now())).await?;
@@ -50,6 +50,33 @@ async fn login(
         "expires_in": s.tokens().lifetime().num_seconds(),
         "staff": { "id": row.id, "email": row.email, "role": row.role },
     })))
+}
+
+/// The per-address limit on staff sign-ins (API and console). An attempt over the limit is
+/// recorded like any other (`rate_limited`, without the typed email).
+pub async fn limit_sign_in(
+    req: &actix_web::HttpRequest,
+    s: &web::Data<Services>,
+    limits: &super::limits::Limits,
+) -> Result<(), ApiError> {
+    let Err(e) = super::limits::check(&limits.staff_logins, &super::limits::client(req)) else {
+        return Ok(());
+    };
+    let services = s.clone();
+    let recorded = blocking(move || {
+        let mut conn = services.db().conn()?;
+        Ok(crate::storage::staff::record_sign_in(
+            &mut conn,
+            None,
+            "rate_limited",
+            now(),
+        )?)
+    })
+    .await;
+    if let Err(failed) = recorded {
+        tracing::warn!(error = %failed, "could not record a rate-limited sign-in");
+    }
+    Err(e)
 }
 
 /// Query parameters of the queue. Everything is optional; values are checked, not ignored.

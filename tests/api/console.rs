@@ -282,6 +282,7 @@ on_both_backends!(console_forms_need_their_token_and_admins_cannot_lock_themselv
 async fn failed_sign_ins_are_limited(app: TestApp) {
     let c = Console::at_sign_in(&app).await;
     let mut statuses = vec![];
+    let mut retry_after = None;
     for _ in 0..4 {
         let res = c
             .post(
@@ -290,12 +291,30 @@ async fn failed_sign_ins_are_limited(app: TestApp) {
             )
             .await;
         statuses.push(res.status());
+        retry_after = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
     }
     assert_eq!(
         statuses[..2],
         [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED]
     );
     assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        retry_after.is_some_and(|s| s.parse::<u64>().is_ok()),
+        "Retry-After on the page"
+    );
+    // The refused attempt is on record too (no account named: the email is not kept).
+    let db = app.services.db().clone();
+    let unknown = tokio::task::spawn_blocking(move || {
+        rightsflow::storage::staff::sign_ins(&mut db.conn().unwrap(), None, 10).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(unknown
+        .iter()
+        .any(|(_, outcome, _)| outcome == "rate_limited"));
 }
 on_both_backends!(failed_sign_ins_are_limited, |c| c
     .rate_limits

@@ -69,6 +69,16 @@ async fn an_agent_and_a_reviewer_take_a_deletion_through_four_eyes() {
     b.wait_until("verified", |b| status(b) == "in_review");
     act(&b, "#action-assign-me", None, "button");
     b.wait_until("assigned", |b| b.text("#assignee").contains("agent@"));
+    assert!(
+        b.exists("#action-done"),
+        "the page says the action was done"
+    );
+    // Details in words, not codes.
+    assert!(
+        b.text("#details").contains("注销"),
+        "{}",
+        b.text("#details")
+    );
     act(
         &b,
         "#action-request-info",

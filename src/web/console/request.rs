@@ -228,7 +228,7 @@ fn details_rows(page: &Page, details: &Value) -> Vec<Value> {
                     .join("; "),
                 other => other.to_string(),
             };
-            json!({ "label": page.t(&format!("details.{k}")), "key": k, "value": text })
+            json!({ "label": page.t(&format!("details.{k}")), "key": k, "value": worded(page, k, &text) })
         })
         .collect()
 }
@@ -238,6 +238,8 @@ struct Shown {
     status: StatusCode,
     preview: Option<Preview>,
     error: Option<String>,
+    /// "Done": the page after an action was applied.
+    notice: bool,
 }
 
 impl Shown {
@@ -246,6 +248,7 @@ impl Shown {
             status: StatusCode::OK,
             preview: None,
             error: None,
+            notice: false,
         }
     }
 
@@ -254,8 +257,33 @@ impl Shown {
             status,
             preview: None,
             error: Some(message),
+            notice: false,
         }
     }
+}
+
+/// Codes in the details (`orders`, `objection`) in words, from the portal's option lists; free
+/// text stays as the subject wrote it.
+fn worded(page: &Page, key: &str, text: &str) -> String {
+    let list = match key {
+        "categories" => "categories",
+        "consents" => "consents",
+        "format" => "formats",
+        "scope" => "scopes",
+        "ground" => "grounds",
+        _ => return text.to_owned(),
+    };
+    text.split("; ")
+        .map(|code| {
+            let w = crate::web::portal::page::word(page.locale, &format!("options.{list}.{code}"));
+            if w.is_empty() {
+                code.to_owned()
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("；")
 }
 
 async fn render(
@@ -270,6 +298,7 @@ async fn render(
         status,
         preview,
         error,
+        notice,
     } = shown;
     let page = page_for(req, user).showing_times();
     let title = format!("{} · {}", page.t("request.title"), r.reference);
@@ -278,7 +307,10 @@ async fn render(
         blocking(move || context_for(&p, &services, &notifier, &u, &r, preview.as_ref(), error))
             .await;
     match loaded {
-        Ok(ctx) => finish(page.render(n, status, "request", &title, ctx), user),
+        Ok(mut ctx) => {
+            ctx["notice"] = json!(notice.then(|| page.t("request.done")));
+            finish(page.render(n, status, "request", &title, ctx), user)
+        }
         Err(e) => super::error_page(&page, n, user, &e),
     }
 }
@@ -295,8 +327,15 @@ pub async fn show(
     };
     let services = s.clone();
     let id = path.into_inner();
+    let done = crate::web::portal::page::web_query(&req, "done").is_some();
     match blocking(move || requests::get(&services, &id)).await {
-        Ok(r) => render(&req, &s, &n, &user, r, Shown::ok()).await,
+        Ok(r) => {
+            let shown = Shown {
+                notice: done,
+                ..Shown::ok()
+            };
+            render(&req, &s, &n, &user, r, shown).await
+        }
         Err(e) => super::error_page(&page_for(&req, &user), &n, &user, &e),
     }
 }
@@ -436,9 +475,8 @@ pub async fn act(
                     &user,
                     r,
                     Shown {
-                        status: StatusCode::OK,
                         preview: Some(p),
-                        error: None,
+                        ..Shown::ok()
                     },
                 )
                 .await

@@ -10,7 +10,7 @@ use super::Tpl;
 use crate::service::staff::{self, ConsoleUser};
 use crate::service::{now, Services};
 use crate::web::error::blocking;
-use crate::web::limits::{self, Limits};
+use crate::web::limits::Limits;
 use crate::web::portal::csrf;
 use crate::web::portal::forms::Posted;
 use crate::web::portal::page::{web_query, Page};
@@ -159,19 +159,8 @@ pub async fn sign_in(
             Some(page.t("errors.csrf")),
         );
     }
-    if let Err(e) = limits::check(&limits.staff_logins, &limits::client(&req)) {
-        let services = s.clone();
-        // Recorded like any attempt; the typed email is not kept.
-        let _ = blocking(move || {
-            Ok(crate::storage::staff::record_sign_in(
-                &mut *services.db().conn()?,
-                None,
-                "rate_limited",
-                now(),
-            )?)
-        })
-        .await;
-        return sign_in_page(
+    if let Err(e) = crate::web::staff::limit_sign_in(&req, &s, &limits).await {
+        let mut res = sign_in_page(
             &page,
             &n,
             e.status(),
@@ -179,6 +168,13 @@ pub async fn sign_in(
             &next,
             Some(e.message(page.locale).to_owned()),
         );
+        if let Some(seconds) = e.retry_after_seconds() {
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&seconds.to_string()) {
+                res.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+        }
+        return res;
     }
     let password = posted.one("password").unwrap_or_default().to_owned();
     let services = s.clone();
