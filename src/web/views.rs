@@ -38,6 +38,16 @@ pub fn status_view(status: Status, locale: Locale) -> Labelled {
     }
 }
 
+/// The colour class of a status badge on the pages (portal and console).
+pub fn status_class(status: Status) -> &'static str {
+    match status {
+        Status::Completed => "status-done",
+        Status::Rejected | Status::Withdrawn | Status::Expired => "status-closed",
+        Status::AwaitingVerification | Status::AwaitingSubject => "status-attention",
+        _ => "status-open",
+    }
+}
+
 pub fn reason_view(reason: RejectionReason, locale: Locale) -> Labelled {
     let label = if locale == Locale::En {
         reason.label_en()

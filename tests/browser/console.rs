@@ -112,7 +112,6 @@ async fn an_agent_and_a_reviewer_take_a_deletion_through_four_eyes() {
     assert_eq!(status(&b), "in_review");
     // The preparer is offered no second approval, and a forged one is refused.
     assert!(!b.exists("#action-approve"));
-    b.script("window.__rf_leaving = true; return true;");
     b.script(
         "var f = document.getElementById('action-note'); \
          f.querySelector('input[name=command]').value = 'approve'; f.submit(); return true;",

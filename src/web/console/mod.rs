@@ -11,7 +11,6 @@ pub mod staff_admin;
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -72,15 +71,6 @@ labelled!(RequestKind, RejectionReason);
 /// Statuses as staff say them (the core's labels speak to the subject: "waiting for you").
 pub fn status_label(page: &Page, status: Status) -> String {
     page.t(&format!("statuses.{}", status.as_str()))
-}
-
-pub fn csrf_error() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "csrf_failed",
-        "表单已过期或来源不明，请返回上一页刷新后重新提交",
-        "The form has expired or did not come from this site; go back, reload the page and send it again",
-    )
 }
 
 /// A page for an error, with the staff member still signed in (403 for a role that may not,

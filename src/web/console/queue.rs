@@ -1,8 +1,6 @@
 //! The queue: open requests by due date, with filters, exact search by reference or contact,
 //! the time left in working days (colour-coded), counts and pages.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
@@ -18,6 +16,7 @@ use crate::storage::requests::{count_open_by_status, ListFilter};
 use crate::storage::rows::StoredRequest;
 use crate::web::error::blocking;
 use crate::web::portal::page::Page;
+use crate::web::views::status_class;
 
 pub const PAGE_SIZE: i64 = 50;
 /// "Due soon": this many working days or fewer left.
@@ -148,21 +147,12 @@ pub fn time_left(
     ))
 }
 
-pub fn status_class(status: Status) -> &'static str {
-    match status {
-        Status::Completed => "status-done",
-        Status::Rejected | Status::Withdrawn | Status::Expired => "status-closed",
-        Status::AwaitingVerification | Status::AwaitingSubject => "status-attention",
-        _ => "status-open",
-    }
-}
-
 /// One queue row as the page and the CSV export show it: no more personal data than that.
 pub fn row_view(
     page: &Page,
     s: &Services,
     r: &StoredRequest,
-    staff: &HashMap<String, String>,
+    staff: &StaffList,
     at: DateTime<Utc>,
 ) -> Value {
     let left = time_left(s, r, at);
@@ -180,19 +170,38 @@ pub fn row_view(
             "class": class,
             "text": if n < 0 { page.t("queue.overdue") } else { page.count("queue.days_left", n) },
         })),
-        "assignee": r.state.assignee.as_ref().map(|a| staff.get(a).cloned().unwrap_or_else(|| a.clone())),
+        "assignee": r.state.assignee.as_deref().map(|a| staff.name(a)),
         "duplicate": r.duplicate_of.is_some(),
         "minor": r.state.representative == Some(crate::domain::Relationship::Guardian),
         "prepared": r.state.first_approval_by.is_some() && r.state.status == Status::InReview,
     })
 }
 
-/// Staff ids to emails, for showing assignees and preparers.
-pub fn staff_names(s: &Services) -> Result<HashMap<String, String>, ServiceError> {
-    Ok(crate::storage::staff::all(&mut *s.db().conn()?)?
-        .into_iter()
-        .map(|r| (r.id, r.email))
-        .collect())
+/// The staff accounts, read once for a page: who an id is (assignees, preparers) and who can
+/// be given work.
+pub struct StaffList(Vec<crate::storage::staff::StaffRow>);
+
+impl StaffList {
+    pub fn load(s: &Services) -> Result<StaffList, ServiceError> {
+        Ok(StaffList(crate::storage::staff::all(&mut *s.db().conn()?)?))
+    }
+
+    /// The staff member's email, or the id itself for an account that no longer exists.
+    pub fn name(&self, id: &str) -> String {
+        self.0
+            .iter()
+            .find(|r| r.id == id)
+            .map_or_else(|| id.to_owned(), |r| r.email.clone())
+    }
+
+    /// Active staff who may act, as options (`selected` marks the current assignee).
+    pub fn assignable(&self, selected: Option<&str>) -> Vec<Value> {
+        self.0
+            .iter()
+            .filter(|st| st.active && st.role != "auditor")
+            .map(|st| json!({ "id": st.id, "email": st.email, "selected": selected == Some(st.id.as_str()) }))
+            .collect()
+    }
 }
 
 fn options<T: super::Labelled + Copy>(
@@ -221,29 +230,20 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
     let (services, p) = (s.clone(), page.clone());
     let loaded = blocking(move || {
         let Ok(filter) = filter else {
-            return Ok((vec![], 0, vec![], filter.err()));
+            return Ok((vec![], 0, vec![], vec![], filter.err()));
         };
         let mut conn = services.db().conn()?;
         let (rows, total) = crate::storage::requests::list(&mut conn, &filter)?;
         let counts = count_open_by_status(&mut conn)?;
         drop(conn);
-        let names = staff_names(&services)?;
+        let staff = StaffList::load(&services)?;
         let rows: Vec<Value> = rows
             .iter()
-            .map(|r| row_view(&p, &services, r, &names, at))
+            .map(|r| row_view(&p, &services, r, &staff, at))
             .collect();
-        Ok((rows, total, counts, None))
+        Ok((rows, total, counts, staff.assignable(None), None))
     })
     .await;
-    let services = s.clone();
-    let assignable: Vec<Value> =
-        blocking(move || Ok(crate::storage::staff::all(&mut *services.db().conn()?)?))
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|st| st.active && st.role != "auditor")
-            .map(|st| json!({ "id": st.id, "email": st.email }))
-            .collect();
     let number =
         |k: &str| crate::web::portal::page::web_query(&req, k).and_then(|v| v.parse::<u32>().ok());
     let bulk_notice = number("done").map(|done| {
@@ -264,7 +264,7 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
             format!("/console/queue?{}", rest.join("&"))
         }
     };
-    let (rows, total, counts, bad) = match loaded {
+    let (rows, total, counts, assignable, bad) = match loaded {
         Ok(v) => v,
         Err(e) => return super::error_page(&page, &n, &user, &e),
     };
@@ -390,7 +390,7 @@ pub async fn csv(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpRespon
         if total > CSV_LIMIT {
             return Ok(None);
         }
-        let names = staff_names(&services)?;
+        let staff = StaffList::load(&services)?;
         let mut out = String::from("\u{feff}");
         let header: Vec<String> = [
             "reference",
@@ -409,7 +409,7 @@ pub async fn csv(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpRespon
         out.push_str(&header.join(","));
         out.push_str("\r\n");
         for r in &rows {
-            let v = row_view(&p, &services, r, &names, at);
+            let v = row_view(&p, &services, r, &staff, at);
             let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
             let flags: Vec<String> = [
                 ("duplicate", "flag_duplicate"),

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::queue::{staff_names, status_class, time_left};
+use super::queue::{time_left, StaffList};
 use super::session::{finish, form, page_for, signed_in};
 use super::Tpl;
 use crate::domain::{allowed_commands, apply, Actor, Command, Message, RejectionReason};
@@ -19,6 +19,7 @@ use crate::storage::rows::StoredRequest;
 use crate::web::error::{blocking, ApiError};
 use crate::web::portal::forms::Posted;
 use crate::web::portal::page::Page;
+use crate::web::views::status_class;
 
 /// What a preview shows before a reject or extend is confirmed.
 struct Preview {
@@ -41,8 +42,8 @@ fn context_for(
     let at = now();
     let events = requests::events(s, &r.id)?;
     let allowed = allowed_commands(&r.state, &user.actor, &s.context(at));
-    let names = staff_names(s)?;
-    let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let staff = StaffList::load(s)?;
+    let name_of = |id: &str| staff.name(id);
     let timeline: Vec<Value> = events
         .iter()
         .rev()
@@ -114,11 +115,7 @@ fn context_for(
         .map(|m| json!({ "file_name": m.file_name, "size": m.size, "downloads": m.downloads, "expires": page.time(from_db_time(m.expires_at)), "sha256": m.sha256 }))
         .collect();
     drop(conn);
-    let assignable: Vec<Value> = crate::storage::staff::all(&mut *s.db().conn()?)?
-        .into_iter()
-        .filter(|st| st.active && st.role != "auditor")
-        .map(|st| json!({ "id": st.id, "email": st.email, "selected": r.state.assignee.as_deref() == Some(st.id.as_str()) }))
-        .collect();
+    let assignable = staff.assignable(r.state.assignee.as_deref());
     let reasons: Vec<Value> = RejectionReason::ALL
         .iter()
         .map(|x| json!({ "value": x.as_str(), "label": super::label(page, *x) }))

@@ -213,7 +213,7 @@ pub async fn sign_out(
     };
     let page = page_for(&req, &user);
     if !csrf::check(&req, posted.one(csrf::FIELD)) {
-        return super::error_page(&page, &n, &user, &super::csrf_error());
+        return super::error_page(&page, &n, &user, &csrf::error());
     }
     let services = s.clone();
     let sid = user.session_id.clone();
@@ -237,7 +237,7 @@ pub async fn form(
     let page = page_for(req, &user);
     let posted = Posted(body.into_inner());
     if !csrf::check(req, posted.one(csrf::FIELD)) {
-        return Err(super::error_page(&page, n, &user, &super::csrf_error()));
+        return Err(super::error_page(&page, n, &user, &csrf::error()));
     }
     Ok((user, page, posted))
 }

@@ -7,6 +7,8 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::HttpRequest;
 use rand::Rng;
 
+use crate::web::error::ApiError;
+
 pub const COOKIE: &str = "rf_csrf";
 pub const FIELD: &str = "csrf";
 
@@ -47,4 +49,14 @@ pub fn check(req: &HttpRequest, submitted: Option<&str>) -> bool {
         return false;
     };
     cookie.value().len() == 43 && crate::service::verification::equal(cookie.value(), submitted)
+}
+
+/// The answer to a form whose token is missing or wrong (portal and console alike).
+pub fn error() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "csrf_failed",
+        "表单已过期或来源不明，请返回上一页刷新后重新提交",
+        "The form has expired or did not come from this site; go back, reload the page and send it again",
+    )
 }

@@ -21,7 +21,7 @@ use crate::storage::rows::StoredRequest;
 use crate::web::error::{blocking, ApiError};
 use crate::web::limits::{self, Limits};
 use crate::web::subject::{session_cookie, SESSION_COOKIE};
-use crate::web::views::subject_view;
+use crate::web::views::{status_class, subject_view};
 
 type Tpl = web::Data<Arc<Notifier>>;
 type Form = web::Form<Vec<(String, String)>>;
@@ -55,20 +55,11 @@ fn error_page(page: &Page, n: &Notifier, e: &ApiError) -> HttpResponse {
     res
 }
 
-fn csrf_error() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "csrf_failed",
-        "表单已过期或来源不明，请返回上一页刷新后重新提交",
-        "The form has expired or did not come from this site; go back, reload the page and send it again",
-    )
-}
-
 fn checked(req: &HttpRequest, posted: &Posted) -> Result<(), ApiError> {
     if csrf::check(req, posted.one(csrf::FIELD)) {
         Ok(())
     } else {
-        Err(csrf_error())
+        Err(csrf::error())
     }
 }
 
@@ -454,15 +445,6 @@ fn due_view(page: &Page, r: &StoredRequest) -> Value {
         "acknowledge_by": r.state.acknowledge_by.as_ref().map(|d| page.deadline(d.ends_at)),
         "tz": page.tz.name(),
     })
-}
-
-fn status_class(status: Status) -> &'static str {
-    match status {
-        Status::Completed => "status-done",
-        Status::Rejected | Status::Withdrawn | Status::Expired => "status-closed",
-        Status::AwaitingVerification | Status::AwaitingSubject => "status-attention",
-        _ => "status-open",
-    }
 }
 
 pub async fn confirmed(
