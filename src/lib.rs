@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod jobs;
 pub mod notifications;
+pub mod percent;
 pub mod service;
 pub mod startup;
 pub mod storage;

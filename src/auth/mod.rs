@@ -1,7 +1,8 @@
-//! Credentials: staff passwords (argon2id) and signed tokens (JWT, HS256) for staff, subject
+//! Credentials: staff passwords (argon2id), one-time codes for the staff second factor (TOTP), and signed tokens (JWT, HS256) for staff, subject
 //! sessions and magic links.
 
 pub mod password;
 pub mod token;
+pub mod totp;
 
 pub use token::{StaffClaims, TokenError, TokenKeys};

@@ -3,6 +3,7 @@
 
 pub mod requests;
 pub mod results;
+pub mod second_factor;
 pub mod staff;
 pub mod verification;
 
@@ -144,6 +145,15 @@ pub enum ServiceError {
     BadPlatformToken,
     #[error("a new code can be sent in {retry_after} s")]
     TooSoon { retry_after: i64 },
+    /// The account has a second factor and no code was given.
+    #[error("a two-step verification code is required")]
+    TotpRequired,
+    /// The code is wrong, out of time, or was used already.
+    #[error("the two-step verification code is wrong")]
+    TotpInvalid,
+    /// An admin requires a second factor this account has not set up yet.
+    #[error("two-step verification must be set up first")]
+    TotpEnrolmentRequired,
     /// The actor's role does not allow this (outside the core's command rules).
     #[error("not permitted")]
     NotPermitted,

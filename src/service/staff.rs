@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ServiceError, Services};
+use super::{second_factor, ServiceError, Services};
 use crate::auth::password;
 use crate::domain::{Actor, EmailAddress, Locale, Role};
 use crate::storage::staff::{self as store, StaffRow};
@@ -30,6 +30,10 @@ pub fn add(
         created_at: to_db_time(now),
         last_login_at: None,
         locale: locale.as_str().to_owned(),
+        totp_secret: None,
+        totp_enabled_at: None,
+        totp_last_step: None,
+        totp_required: false,
     };
     match store::insert(&mut *db.conn()?, &row) {
         Ok(()) => {
@@ -41,14 +45,14 @@ pub fn add(
     }
 }
 
-/// Checks the password and issues a token. Unknown email, wrong password and disabled account
-/// give the same error, after the same amount of hashing work.
-pub fn login(
+/// Checks the password. Unknown email, wrong password and disabled account give the same
+/// error, after the same amount of hashing work; each failure is recorded.
+fn check_password(
     s: &Services,
     email: &str,
     password_text: &str,
     now: DateTime<Utc>,
-) -> Result<(String, StaffRow), ServiceError> {
+) -> Result<StaffRow, ServiceError> {
     let mut conn = s.db().conn()?;
     let found = EmailAddress::parse(email)
         .ok()
@@ -59,8 +63,8 @@ pub fn login(
         .as_ref()
         .map_or(password::dummy_hash(), |row| row.password_hash.as_str());
     let password_ok = password::verify(password_text, hash);
-    let row = match found {
-        Some(row) if password_ok && row.active => row,
+    match found {
+        Some(row) if password_ok && row.active => Ok(row),
         other => {
             let outcome = match &other {
                 Some(r) if password_ok && !r.active => "disabled",
@@ -73,9 +77,31 @@ pub fn login(
                 now,
             )?;
             tracing::warn!(outcome, "staff sign-in failed");
-            return Err(ServiceError::InvalidCredentials);
+            Err(ServiceError::InvalidCredentials)
         }
-    };
+    }
+}
+
+/// Records a completed sign-in (password and, where the account has one, second factor).
+fn signed_in(s: &Services, row: &StaffRow, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    let mut conn = s.db().conn()?;
+    store::record_login(&mut conn, &row.id, now)?;
+    store::record_sign_in(&mut conn, Some(&row.id), "ok", now)?;
+    tracing::info!(staff_id = %row.id, "staff signed in");
+    Ok(())
+}
+
+/// API sign-in: the password, then the second factor's code when the account has one (an
+/// account required to enrol must do so in the console first), then a bearer token.
+pub fn login(
+    s: &Services,
+    email: &str,
+    password_text: &str,
+    totp_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(String, StaffRow), ServiceError> {
+    let row = check_password(s, email, password_text, now)?;
+    second_factor::check_for_api(s, &row, totp_code, now)?;
     let role: Role = row
         .role
         .parse()
@@ -84,9 +110,7 @@ pub fn login(
         .tokens()
         .issue(&row.id, role, now)
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
-    store::record_login(&mut conn, &row.id, now)?;
-    store::record_sign_in(&mut conn, Some(&row.id), "ok", now)?;
-    tracing::info!(staff_id = %row.id, "staff signed in");
+    signed_in(s, &row, now)?;
     Ok((token, row))
 }
 
@@ -149,14 +173,62 @@ fn actor_of(row: &StaffRow) -> Result<Actor, ServiceError> {
     })
 }
 
-/// Console sign-in: the password check of `login`, then a revocable session.
+/// Where a console sign-in stands after the password.
+#[derive(Debug)]
+pub enum ConsoleStep {
+    SignedIn(Box<ConsoleUser>),
+    /// The account has a second factor: its code comes next (`pending` carries the
+    /// password's success to that step, for a few minutes).
+    Code {
+        pending: String,
+    },
+    /// An admin requires a second factor the account has not set up: it does so now.
+    Enrol {
+        pending: String,
+        enrolment: second_factor::Enrolment,
+    },
+}
+
+/// Console sign-in, first step: the password, then a session at once or the second factor.
 pub fn console_sign_in(
     s: &Services,
     email: &str,
     password_text: &str,
     now: DateTime<Utc>,
+) -> Result<ConsoleStep, ServiceError> {
+    let staff = check_password(s, email, password_text, now)?;
+    if staff.totp().is_some() {
+        return Ok(ConsoleStep::Code {
+            pending: second_factor::pending_token(s, &staff.id, now)?,
+        });
+    }
+    if staff.totp_required {
+        return Ok(ConsoleStep::Enrol {
+            pending: second_factor::pending_token(s, &staff.id, now)?,
+            enrolment: second_factor::enrolment_at_sign_in(s, &staff)?,
+        });
+    }
+    start_session(s, staff, now).map(|u| ConsoleStep::SignedIn(Box::new(u)))
+}
+
+/// Console sign-in, second step: the code of the account's app (which, when enrolling,
+/// completes the enrolment), then the session.
+pub fn console_second_factor(
+    s: &Services,
+    pending: &str,
+    code: &str,
+    now: DateTime<Utc>,
 ) -> Result<ConsoleUser, ServiceError> {
-    let (_, staff) = login(s, email, password_text, now)?;
+    let staff = second_factor::check_pending(s, pending, code, now)?;
+    start_session(s, staff, now)
+}
+
+fn start_session(
+    s: &Services,
+    staff: StaffRow,
+    now: DateTime<Utc>,
+) -> Result<ConsoleUser, ServiceError> {
+    signed_in(s, &staff, now)?;
     let session = store::StaffSession {
         id: uuid::Uuid::new_v4().to_string(),
         staff_id: staff.id.clone(),
@@ -224,7 +296,7 @@ pub fn accounts(s: &Services, actor: &Actor) -> Result<Vec<StaffRow>, ServiceErr
     Ok(store::all(&mut *s.db().conn()?)?)
 }
 
-fn require_admin(actor: &Actor) -> Result<(), ServiceError> {
+pub(super) fn require_admin(actor: &Actor) -> Result<(), ServiceError> {
     if actor.administers() {
         Ok(())
     } else {

@@ -19,6 +19,20 @@ pub struct StaffRow {
     pub last_login_at: Option<NaiveDateTime>,
     /// The language staff emails are written in.
     pub locale: String,
+    /// The second factor's shared secret (base32): pending until `totp_enabled_at` is set.
+    pub totp_secret: Option<String>,
+    pub totp_enabled_at: Option<NaiveDateTime>,
+    /// The step of the last code accepted: a code works once.
+    pub totp_last_step: Option<i64>,
+    /// An admin requires this account to use the second factor.
+    pub totp_required: bool,
+}
+
+impl StaffRow {
+    /// The secret of an enrolled second factor (not of one being set up).
+    pub fn totp(&self) -> Option<&str> {
+        self.totp_enabled_at.and(self.totp_secret.as_deref())
+    }
 }
 
 pub fn insert(conn: &mut DbConnection, row: &StaffRow) -> Result<(), StoreError> {
@@ -101,13 +115,7 @@ pub fn set_active(
             .execute(c)?
             == 1;
         if changed && !active {
-            diesel::update(
-                staff_sessions::table
-                    .filter(staff_sessions::staff_id.eq(id))
-                    .filter(staff_sessions::revoked_at.is_null()),
-            )
-            .set(staff_sessions::revoked_at.eq(Some(to_db_time(now))))
-            .execute(c)?;
+            end_sessions(c, id, now)?;
         }
         Ok(changed)
     })
@@ -199,4 +207,107 @@ pub fn sign_ins(
         None => q.filter(staff_sign_ins::staff_id.is_null()),
     };
     Ok(q.load(conn)?)
+}
+
+fn end_sessions(c: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        staff_sessions::table
+            .filter(staff_sessions::staff_id.eq(id))
+            .filter(staff_sessions::revoked_at.is_null()),
+    )
+    .set(staff_sessions::revoked_at.eq(Some(to_db_time(now))))
+    .execute(c)?)
+}
+
+/// Starts enrolment: keeps a pending secret (not yet counted; `totp_enabled_at` stays unset).
+/// An enrolled account's secret is left alone (false).
+pub fn begin_totp(conn: &mut DbConnection, id: &str, secret: &str) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        staff_users::table
+            .filter(staff_users::id.eq(id))
+            .filter(staff_users::totp_enabled_at.is_null()),
+    )
+    .set(staff_users::totp_secret.eq(Some(secret)))
+    .execute(conn)?
+        == 1)
+}
+
+/// Records that the code of `step` was used, only if no later or equal step was: two uses of
+/// one code (even at the same moment from two instances) cannot both succeed. Enrolment
+/// (`enable`) completes in the same statement.
+pub fn use_totp_step(
+    conn: &mut DbConnection,
+    id: &str,
+    step: i64,
+    enable: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let target = staff_users::table.filter(staff_users::id.eq(id)).filter(
+        staff_users::totp_last_step
+            .is_null()
+            .or(staff_users::totp_last_step.lt(step)),
+    );
+    let changed = if enable {
+        diesel::update(target.filter(staff_users::totp_enabled_at.is_null()))
+            .set((
+                staff_users::totp_last_step.eq(Some(step)),
+                staff_users::totp_enabled_at.eq(Some(to_db_time(now))),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(target.filter(staff_users::totp_enabled_at.is_not_null()))
+            .set(staff_users::totp_last_step.eq(Some(step)))
+            .execute(conn)?
+    };
+    Ok(changed == 1)
+}
+
+/// Removes the second factor (an admin's reset, or the owner turning it off). With
+/// `end_all`, every session of the account ends too, in the same transaction.
+pub fn clear_totp(
+    conn: &mut DbConnection,
+    id: &str,
+    end_all: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    conn.transaction(|c| {
+        let changed = diesel::update(staff_users::table.filter(staff_users::id.eq(id)))
+            .set((
+                staff_users::totp_secret.eq(None::<String>),
+                staff_users::totp_enabled_at.eq(None::<NaiveDateTime>),
+                staff_users::totp_last_step.eq(None::<i64>),
+            ))
+            .execute(c)?
+            == 1;
+        if changed && end_all {
+            end_sessions(c, id, now)?;
+        }
+        Ok(changed)
+    })
+}
+
+/// Requires (or stops requiring) the second factor. Requiring it of an account that has not
+/// enrolled ends its sessions, so the demand holds from the next page on.
+pub fn set_totp_required(
+    conn: &mut DbConnection,
+    id: &str,
+    required: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    conn.transaction(|c| {
+        let changed = diesel::update(staff_users::table.filter(staff_users::id.eq(id)))
+            .set(staff_users::totp_required.eq(required))
+            .execute(c)?
+            == 1;
+        if changed && required {
+            let enrolled = staff_users::table
+                .filter(staff_users::id.eq(id))
+                .select(staff_users::totp_enabled_at.is_not_null())
+                .first::<bool>(c)?;
+            if !enrolled {
+                end_sessions(c, id, now)?;
+            }
+        }
+        Ok(changed)
+    })
 }

@@ -88,6 +88,16 @@ impl ApiError {
         self.retry_after
     }
 
+    /// Puts `Retry-After` on a page that shows this error (a rate limit), if it has one.
+    pub fn set_retry_after(&self, res: &mut actix_web::HttpResponse) {
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(seconds),
+            );
+        }
+    }
+
     /// The message in `locale` (for pages, which render errors themselves).
     pub fn message(&self, locale: Locale) -> &str {
         match locale {
@@ -199,6 +209,14 @@ impl From<ServiceError> for ApiError {
                 "too_soon",
                 format!("请在 {retry_after} 秒后再获取新的验证码"),
                 format!("A new code can be sent in {retry_after} s"),
+            ),
+            S::TotpRequired => ApiError::new(StatusCode::UNAUTHORIZED, "totp_required", "此账号已开启两步验证，请输入验证器应用中的 6 位验证码", "This account uses two-step verification: enter the 6-digit code from your authenticator app"),
+            S::TotpInvalid => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_totp", "两步验证码不正确、已过期或已使用过", "The two-step code is wrong, has expired or was used already"),
+            S::TotpEnrolmentRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "totp_enrolment_required",
+                "管理员要求此账号使用两步验证：请先登录控制台完成设置",
+                "An admin requires two-step verification for this account: sign in to the console and set it up first",
             ),
             S::NotPermitted => ApiError::new(
                 StatusCode::FORBIDDEN,

@@ -167,8 +167,9 @@ pub fn spec() -> Value {
             }},
             "/api/v1/staff/login": { "post": {
                 "summary": "Staff sign-in",
-                "requestBody": body(json!({ "type": "object", "required": ["email", "password"], "properties": { "email": { "type": "string" }, "password": { "type": "string" } } })),
-                "responses": ok(200, "A bearer token", json!({ "type": "object", "properties": { "token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_in": { "type": "integer" }, "staff": { "type": "object" } } }), &[400, 401, 422])
+                "description": "An account with a second factor sends `totp_code` (401 `totp_required` without it, 401 `invalid_totp` for a wrong or reused one); an account an admin requires to set one up gets 403 `totp_enrolment_required` until it has done so in the console.",
+                "requestBody": body(json!({ "type": "object", "required": ["email", "password"], "properties": { "email": { "type": "string" }, "password": { "type": "string" }, "totp_code": { "type": "string", "pattern": "^[0-9 ]{6,7}$" } }, "additionalProperties": false })),
+                "responses": ok(200, "A bearer token", json!({ "type": "object", "properties": { "token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_in": { "type": "integer" }, "staff": { "type": "object" } } }), &[400, 401, 403, 422, 429])
             }},
             "/api/v1/staff/requests": {
                 "get": {

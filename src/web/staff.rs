@@ -31,6 +31,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct LoginBody {
     email: String,
     password: String,
+    /// The authenticator app's 6-digit code, for an account with a second factor.
+    #[serde(default)]
+    totp_code: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -41,9 +44,15 @@ async fn login(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     limit_sign_in(&req, &s, &limits).await?;
-    let LoginBody { email, password } = body.into_inner();
+    let LoginBody {
+        email,
+        password,
+        totp_code,
+    } = body.into_inner();
     let services = s.clone();
-    let (token, row) = blocking(move || staff::login(&services, &email, &password, now())).await?;
+    let (token, row) =
+        blocking(move || staff::login(&services, &email, &password, totp_code.as_deref(), now()))
+            .await?;
     Ok(HttpResponse::Ok().json(json!({
         "token": token,
         "token_type": "Bearer",

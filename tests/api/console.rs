@@ -8,14 +8,14 @@ use crate::on_both_backends;
 use rightsflow::domain::Role;
 
 /// A browser-less console user: no redirects followed, cookies kept by hand.
-struct Console<'a> {
-    app: &'a TestApp,
-    http: Client,
-    cookies: String,
-    csrf: String,
+pub(crate) struct Console<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) http: Client,
+    pub(crate) cookies: String,
+    pub(crate) csrf: String,
 }
 
-fn cookie_of(res: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn cookie_of(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()
         .get_all("set-cookie")
         .iter()
@@ -26,7 +26,7 @@ fn cookie_of(res: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 impl<'a> Console<'a> {
-    fn anonymous(app: &'a TestApp) -> Console<'a> {
+    pub(crate) fn anonymous(app: &'a TestApp) -> Console<'a> {
         Console {
             app,
             http: Client::builder().redirect(Policy::none()).build().unwrap(),
@@ -36,7 +36,7 @@ impl<'a> Console<'a> {
     }
 
     /// A visitor on the sign-in page: holding its form token, not signed in.
-    async fn at_sign_in(app: &'a TestApp) -> Console<'a> {
+    pub(crate) async fn at_sign_in(app: &'a TestApp) -> Console<'a> {
         let mut c = Console::anonymous(app);
         let res = c
             .http
@@ -52,7 +52,7 @@ impl<'a> Console<'a> {
     }
 
     /// Signs in through the form; panics unless it worked.
-    async fn sign_in(app: &'a TestApp, email: &str, password: &str) -> Console<'a> {
+    pub(crate) async fn sign_in(app: &'a TestApp, email: &str, password: &str) -> Console<'a> {
         let mut c = Console::at_sign_in(app).await;
         let fields = [("email", email), ("password", password)];
         let res = c.post("/console/sign-in", &fields).await;
@@ -62,7 +62,7 @@ impl<'a> Console<'a> {
         c
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(self.app.url(path))
             .header("Cookie", &self.cookies)
@@ -71,7 +71,7 @@ impl<'a> Console<'a> {
             .unwrap()
     }
 
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf", &self.csrf));
         self.http
@@ -84,7 +84,7 @@ impl<'a> Console<'a> {
     }
 }
 
-fn goes_to_sign_in(res: &reqwest::Response) -> bool {
+pub(crate) fn goes_to_sign_in(res: &reqwest::Response) -> bool {
     res.status() == StatusCode::SEE_OTHER
         && res.headers()["location"]
             .to_str()
@@ -108,7 +108,12 @@ async fn every_route_with_every_role(app: TestApp) {
     let anon = Console::anonymous(&app);
     let home = anon.get("/console").await;
     assert_eq!(home.headers()["location"], "/console/queue");
-    for path in ["/console/queue", &request, "/console/staff"] {
+    for path in [
+        "/console/queue",
+        &request,
+        "/console/staff",
+        "/console/account",
+    ] {
         let res = anon.get(path).await;
         assert!(goes_to_sign_in(&res), "GET {path}");
         assert!(!res.text().await.unwrap().contains(&sub.reference));
@@ -118,6 +123,7 @@ async fn every_route_with_every_role(app: TestApp) {
         "/console/staff",
         &staff_one,
         "/console/sign-out",
+        "/console/account/totp",
     ] {
         let res = anon.post(path, &[("command", "note"), ("text", "x")]).await;
         assert!(goes_to_sign_in(&res), "POST {path}");
@@ -165,7 +171,11 @@ async fn every_route_with_every_role(app: TestApp) {
             )
             .await;
         assert_eq!(add.status() == StatusCode::OK, admin, "{email} add staff");
-        for path in ["/console/dashboard", "/console/queue.csv"] {
+        for path in [
+            "/console/dashboard",
+            "/console/queue.csv",
+            "/console/account",
+        ] {
             assert_eq!(c.get(path).await.status(), StatusCode::OK, "{email} {path}");
         }
         let bulk = c
@@ -187,6 +197,8 @@ async fn every_route_with_every_role(app: TestApp) {
             StatusCode::FORBIDDEN
         };
         assert_eq!(role.status(), expected, "{email} change role");
+        let totp = c.post(&staff_one, &[("totp_required", "1")]).await;
+        assert_eq!(totp.status(), expected, "{email} require two-step");
         let out = c.post("/console/sign-out", &[]).await;
         assert_eq!(out.status(), StatusCode::SEE_OTHER, "{email} sign-out");
         assert!(

@@ -15,5 +15,6 @@ mod notifications;
 mod portal;
 mod queue;
 mod results;
+mod second_factor;
 mod service;
 mod verification;

@@ -221,3 +221,63 @@ async fn an_anonymous_visitor_reaches_nothing() {
     b.submit("#sign-in");
     b.wait_until("the request", |b| b.text("#reference") == sub.reference);
 }
+
+#[tokio::test]
+async fn an_admin_requires_two_step_and_the_agent_sets_it_up_with_an_app() {
+    use rightsflow::auth::totp;
+    let Some((app, b)) = start("zh-CN").await else {
+        return;
+    };
+    app.staff("agent", Role::Agent).await;
+    // The admin requires it from the staff page.
+    b.goto(&app.url("/console/sign-in"));
+    b.fill("#f-email", crate::helpers::ADMIN_EMAIL);
+    b.fill("#f-password", crate::helpers::ADMIN_PASSWORD);
+    b.submit("#sign-in");
+    b.find("#queue");
+    b.goto(&app.url("/console/staff"));
+    b.submit("tr[data-email='agent@rightsflow.test'] .require-totp");
+    b.wait_until("required", |b| {
+        b.text("tr[data-email='agent@rightsflow.test'] .totp-state")
+            .contains("待设置")
+    });
+    sign_out(&b);
+
+    // The agent's password leads to the set-up: a QR code to scan and the key to type.
+    b.fill("#f-email", "agent@rightsflow.test");
+    b.fill("#f-password", STAFF_PASSWORD);
+    b.submit("#sign-in");
+    b.find(".qr svg");
+    let size = b.script(
+        "const r = document.querySelector('.qr svg').getBoundingClientRect(); return [r.width, r.height];",
+    );
+    assert!(
+        size[0].as_f64().unwrap() >= 150.0 && size[1].as_f64().unwrap() >= 150.0,
+        "{size}"
+    );
+    b.screenshot(&screenshot_path("console-two-step-set-up"));
+    let secret = b.text("#totp-secret").replace(' ', "");
+    // The phone's app (here, the same algorithm) gives the code.
+    let step = totp::step_of(chrono::Utc::now().timestamp());
+    b.fill("#f-code", "000000");
+    b.submit("#code-submit");
+    b.wait_until("refused", |b| b.exists("#code-error"));
+    assert!(b.exists(".qr svg"), "the set-up is shown again");
+    b.fill("#f-code", &totp::code_at(&secret, step).unwrap());
+    b.submit("#code-submit");
+    b.find("#queue");
+    b.submit("#my-account");
+    b.wait_until("the account page", |b| b.exists("#totp-state"));
+    assert!(b.text("#totp-state").contains("已开启"));
+    sign_out(&b);
+
+    // Next time: password, then just the code.
+    b.fill("#f-email", "agent@rightsflow.test");
+    b.fill("#f-password", STAFF_PASSWORD);
+    b.submit("#sign-in");
+    b.find("#f-code");
+    assert!(!b.exists("#totp-secret"), "the key is not shown again");
+    b.fill("#f-code", &totp::code_at(&secret, step + 1).unwrap());
+    b.submit("#code-submit");
+    b.find("#queue");
+}

@@ -6,6 +6,7 @@
 pub mod dashboard;
 pub mod queue;
 pub mod request;
+pub mod second_factor;
 pub mod session;
 pub mod staff_admin;
 
@@ -26,7 +27,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/console", web::get().to(home))
         .route("/console/sign-in", web::get().to(session::sign_in_form))
         .route("/console/sign-in", web::post().to(session::sign_in))
+        .route("/console/sign-in/code", web::post().to(second_factor::code))
         .route("/console/sign-out", web::post().to(session::sign_out))
+        .route("/console/account", web::get().to(second_factor::account))
+        .route(
+            "/console/account/totp",
+            web::post().to(second_factor::account_totp),
+        )
         .route("/console/dashboard", web::get().to(dashboard::dashboard))
         .route("/console/queue", web::get().to(queue::queue))
         .route("/console/queue.csv", web::get().to(queue::csv))

@@ -46,7 +46,7 @@ fn to_sign_in(req: &HttpRequest) -> HttpResponse {
         } else {
             format!("{}?{q}", req.path())
         };
-        format!("?next={}", encode(&here))
+        format!("?next={}", crate::percent::encode(&here, b"/"))
     } else {
         String::new()
     };
@@ -57,19 +57,8 @@ fn to_sign_in(req: &HttpRequest) -> HttpResponse {
         .finish()
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// A safe place to return to after signing in: a console path on this site, nothing else.
-fn next_of(raw: Option<String>) -> String {
+pub fn next_of(raw: Option<String>) -> String {
     raw.filter(|n| n.starts_with("/console/") && !n.starts_with("//") && !n.contains('\\'))
         .unwrap_or_else(|| "/console/queue".into())
 }
@@ -135,7 +124,20 @@ fn sign_in_page(
 pub async fn sign_in_form(req: HttpRequest, n: Tpl) -> HttpResponse {
     let page = Page::console(&req);
     let next = next_of(web_query(&req, "next"));
-    sign_in_page(&page, &n, StatusCode::OK, "", &next, None)
+    // After signing out, a notice; after a code step that took too long, an error.
+    let (notice, error) = match web_query(&req, "done").as_deref() {
+        Some("signed_out") => (Some(page.t("sign_in.signed_out")), None),
+        Some("expired") => (None, Some(page.t("sign_in.expired"))),
+        _ => (None, None),
+    };
+    let title = page.t("sign_in.title");
+    page.render(
+        &n,
+        StatusCode::OK,
+        "sign_in",
+        &title,
+        json!({ "email": "", "next": next, "error": error, "notice": notice }),
+    )
 }
 
 pub async fn sign_in(
@@ -168,19 +170,14 @@ pub async fn sign_in(
             &next,
             Some(e.message(page.locale).to_owned()),
         );
-        if let Some(seconds) = e.retry_after_seconds() {
-            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&seconds.to_string()) {
-                res.headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, v);
-            }
-        }
+        e.set_retry_after(&mut res);
         return res;
     }
     let password = posted.one("password").unwrap_or_default().to_owned();
     let services = s.clone();
     let typed = email.clone();
     match blocking(move || staff::console_sign_in(&services, &typed, &password, now())).await {
-        Ok(user) => finish(page.redirect(&next), &user),
+        Ok(step) => super::second_factor::after_password(&page, &n, &next, step),
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => sign_in_page(
             &page,
             &n,

@@ -1,5 +1,5 @@
-//! Staff accounts (admins): add, change the role of, disable and re-enable staff. A disabled
-//! account's sessions end at once.
+//! Staff accounts (admins): add, change the role of, disable and re-enable staff, require a
+//! second factor or reset a lost one. A disabled account's sessions end at once.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::session::{finish, form, page_for, signed_in};
 use super::Tpl;
 use crate::domain::{EmailAddress, Locale, Role};
+use crate::service::second_factor;
 use crate::service::staff::{self, ConsoleUser};
 use crate::service::{now, ServiceError, Services};
 use crate::storage::from_db_time;
@@ -35,6 +36,8 @@ async fn render(
                     "role": r.role,
                     "role_label": p.t(&format!("roles.{}", r.role)),
                     "active": r.active,
+                    "totp": r.totp().is_some(),
+                    "totp_required": r.totp_required,
                     "last_login": r.last_login_at.map(|t| p.time(from_db_time(t))),
                 })
             })
@@ -105,9 +108,18 @@ pub async fn add(
             &ApiError::from(ServiceError::NotPermitted),
         );
     }
+    let require_totp = posted.one("totp_required") == Some("1");
     let password = crate::auth::password::generate();
     let (services, shown, e2) = (s.clone(), password.clone(), email.clone());
-    match blocking(move || staff::add(services.db(), &e2, role, locale, &shown, now())).await {
+    let actor = user.actor.clone();
+    let added = blocking(move || {
+        let row = staff::add(services.db(), &e2, role, locale, &shown, now())?;
+        if require_totp {
+            second_factor::set_required(&services, &actor, &row.id, true, now())?;
+        }
+        Ok(row)
+    });
+    match added.await {
         Ok(_) => {
             render(
                 &req,
@@ -142,10 +154,16 @@ pub async fn change(
     let id = path.into_inner();
     let role = posted.one("role").map(|r| r.parse::<Role>());
     let active = posted.one("active").map(|a| a == "1");
+    let totp_required = posted.one("totp_required").map(|a| a == "1");
+    let totp_reset = posted.one("totp_reset") == Some("1");
     let (services, actor) = (s.clone(), user.actor.clone());
-    let done = blocking(move || match (role, active) {
-        (Some(Ok(role)), _) => staff::change_role(&services, &actor, &id, role),
-        (_, Some(active)) => staff::set_active(&services, &actor, &id, active, now()),
+    let done = blocking(move || match (role, active, totp_required) {
+        (Some(Ok(role)), _, _) => staff::change_role(&services, &actor, &id, role),
+        (_, Some(active), _) => staff::set_active(&services, &actor, &id, active, now()),
+        (_, _, Some(required)) => {
+            second_factor::set_required(&services, &actor, &id, required, now())
+        }
+        _ if totp_reset => second_factor::reset(&services, &actor, &id, now()),
         _ => Err(ServiceError::NotFound),
     })
     .await;
