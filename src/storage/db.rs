@@ -165,9 +165,12 @@ impl Database {
                     .map(|v| v.len())
                     .map_err(failed)?;
                 // SQLite's planner picks the console's partial indexes only with statistics
-                // (PostgreSQL keeps its own). A bounded ANALYZE of the tables that need it;
-                // quick even on a large table.
-                c.batch_execute("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
+                // (PostgreSQL keeps its own): ANALYZE the tables that have none or whose size
+                // changed tenfold since; a no-op otherwise. Not a sampled ANALYZE
+                // (`analysis_limit`): on a million requests its estimates (about a thousand rows
+                // a status) led the planner away from the queue's index, and the queue took
+                // 600 ms instead of 50 (docs/PERFORMANCE.md). A full one takes ~3 s there.
+                c.batch_execute("PRAGMA analysis_limit=0; PRAGMA optimize=0x10002;")?;
                 Ok(applied)
             }
             DbConnection::Postgres(c) => {

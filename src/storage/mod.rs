@@ -5,6 +5,7 @@ pub mod db;
 pub mod inbox;
 pub mod outbox;
 pub mod reminders;
+pub mod report_days;
 pub mod reports;
 pub mod requests;
 pub mod results;

@@ -22,6 +22,8 @@ pub fn insert(
             .values(request.to_row())
             .execute(c)
             .map_err(|e| duplicate_as(e, "reference"))?;
+        // A request logged with a past receipt time changes that day's counts.
+        super::report_days::forget_received(c, request.state.received_at, chrono::Utc::now())?;
         append(c, request, outcome)
     })
 }

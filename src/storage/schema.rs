@@ -176,6 +176,20 @@ diesel::table! {
 diesel::joinable!(inbox_messages -> requests (request_id));
 diesel::joinable!(staff_sessions -> staff_users (staff_id));
 diesel::joinable!(request_results -> requests (request_id));
+diesel::table! {
+    report_answered_days (day) {
+        day -> Text,
+        buckets -> Text,
+    }
+}
+
+diesel::table! {
+    report_received_days (day) {
+        day -> Text,
+        hours -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     staff_users,
     requests,

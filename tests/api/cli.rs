@@ -372,13 +372,15 @@ fn the_console_benchmark_seeds_signs_in_and_prints_its_figures() {
     for page in [
         "GET /healthz (floor)",
         "GET /console/queue",
-        "GET /console/dashboard",
+        "GET /console/dashboard, first view",
+        "GET /console/dashboard (90 days)",
     ] {
         assert!(line(&out, page).split_whitespace().count() >= 5, "{out}");
     }
     let figures: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(figures["requests"], 300);
-    assert_eq!(figures["figures"].as_array().unwrap().len(), 3);
+    // The floor, the queue, the dashboard's first view and the dashboard.
+    assert_eq!(figures["figures"].as_array().unwrap().len(), 4);
     assert!(figures["figures"][1]["p99_ms"].as_f64().unwrap() > 0.0);
 }

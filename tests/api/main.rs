@@ -14,6 +14,7 @@ mod lifecycle;
 mod notifications;
 mod portal;
 mod queue;
+mod reports;
 mod results;
 mod second_factor;
 mod service;

@@ -13,7 +13,7 @@ use super::session::{finish, page_for, signed_in};
 use super::Tpl;
 use crate::domain::{RequestKind, Status};
 use crate::service::{now, Services};
-use crate::storage::reports;
+use crate::storage::{report_days, reports};
 use crate::web::error::blocking;
 use crate::web::portal::page::web_query;
 
@@ -189,7 +189,7 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
         let received = if bad_period {
             vec![]
         } else {
-            reports::received_in_windows(&mut conn, &windows)?
+            report_days::received(&mut conn, &windows, at)?
         };
         Ok((open, due_week, overdue, received))
     });
@@ -198,10 +198,11 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
         if bad_period {
             return Ok(vec![]);
         }
-        Ok(reports::answered_between(
+        Ok(report_days::answered(
             &mut *services.db().conn()?,
             from,
             to,
+            at,
         )?)
     });
     let (open, due_week, overdue, answered, received) =
