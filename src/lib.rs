@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod fulfilment;
 pub mod jobs;
 pub mod notifications;
 pub mod percent;

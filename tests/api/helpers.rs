@@ -110,6 +110,14 @@ fn database_url_for(base: &str, name: &str) -> String {
     }
 }
 
+/// A fresh, empty PostgreSQL database of its own (dropped with the guard), for tests that
+/// need one besides the application's: `None` when no server is configured.
+pub fn scratch_postgres() -> Option<(String, impl Drop)> {
+    let base = postgres_url()?;
+    let db = fresh_postgres(&base);
+    Some((database_url_for(&base, &db.name), db))
+}
+
 /// Starts an application on `backend`; `None` when PostgreSQL is asked for but not available.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await

@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod console;
 mod delivery;
+mod fulfilment;
 mod lifecycle;
 mod notifications;
 mod portal;
