@@ -288,6 +288,10 @@ pub async fn console(args: ConsoleBenchArgs) -> anyhow::Result<()> {
         admin_email: "bench-admin@bench.test".into(),
         expiry_sweep_seconds: 0,
         reminder_sweep_seconds: 0,
+        fulfilment: crate::config::FulfilmentConfig {
+            demo_platform: false,
+            systems: vec![],
+        },
         ..Config::default()
     };
     let db = open_database(&config)?;

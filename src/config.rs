@@ -176,6 +176,42 @@ pub struct Config {
     pub reminder_working_days: u32,
     /// How often the reminder job runs (0: never).
     pub reminder_sweep_seconds: u64,
+    /// The data systems that approved requests are fulfilled in (docs/FULFILMENT.md).
+    pub fulfilment: FulfilmentConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FulfilmentConfig {
+    /// Wire the demo platform (a SQLite file `demo-platform.db` in the data folder, created on
+    /// first start) as a data system, so a new install shows real access reports and
+    /// deletions. Turn it off in production.
+    pub demo_platform: bool,
+    pub systems: Vec<SystemConfig>,
+}
+
+impl Default for FulfilmentConfig {
+    fn default() -> Self {
+        FulfilmentConfig {
+            demo_platform: true,
+            systems: vec![],
+        }
+    }
+}
+
+/// One data system reached by the SQL connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    /// A short name (`crm`, `orders`): in task lists, notes and reports.
+    pub name: String,
+    /// What staff and subjects read (`会员中心 / Member centre`). Default: the name.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `postgres://…` or a SQLite file. May hold a password: never logged.
+    pub url: Secret,
+    /// The dataset description (TOML).
+    pub dataset: PathBuf,
 }
 
 impl Default for Config {
@@ -208,6 +244,7 @@ impl Default for Config {
             rate_limits: crate::web::limits::RateLimitConfig::default(),
             reminder_working_days: 3,
             reminder_sweep_seconds: 300,
+            fulfilment: FulfilmentConfig::default(),
         }
     }
 }

@@ -116,12 +116,16 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
         platform,
         public_url: config.public_url(),
     };
+    let systems =
+        crate::fulfilment::registry::Registry::from_config(&config.fulfilment, &config.data_dir)
+            .map_err(|e| StartupError::Config(format!("fulfilment: {e}")))?;
     Ok(Services::new(
         db,
         config.policy.clone(),
         calendars,
         tokens,
         identity,
+        systems,
     ))
 }
 

@@ -1,11 +1,16 @@
 //! Fulfilment: doing what an approved request asks in the systems that hold the subject's data.
 //!
-//! So far: the dataset description of a data system (`dataset.rs`) and the SQL connector that
-//! acts on it (`sql.rs`), with the demo platform's database and description (`demo/`). The
-//! registry of systems, tasks run from the worker, results and recipients come next (issue #7;
-//! see docs/FULFILMENT.md).
+//! - `dataset.rs`: a data system's dataset description; `sql.rs`: the SQL connector acting on
+//!   it; `demo/`: the demo platform's database and description;
+//! - `registry.rs`: the configured systems; `run.rs`: planning and running tasks from the
+//!   outbox worker, completing the request; `report.rs`: the access report and export.
+//!
+//! See docs/FULFILMENT.md for what issue #7 still needs.
 
 pub mod dataset;
+pub mod registry;
+pub mod report;
+pub mod run;
 pub mod sql;
 
 /// The demo platform (WEIMACMS): its schema and data, portable between SQLite and PostgreSQL.

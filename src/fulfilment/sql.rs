@@ -227,7 +227,7 @@ fn condition(table: &Table, ids: &[Value]) -> (String, Vec<Value>) {
 }
 
 /// One table's rows for the subject, with the category of each column.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TableRows {
     pub table: String,
     pub categories: BTreeMap<String, DataCategory>,

@@ -47,6 +47,21 @@ pub enum NotifyError {
     Payload(String),
     #[error("claimed more often than the attempt limit without an outcome (a worker kept stopping on it)")]
     Abandoned,
+    #[error("fulfilment: {0}")]
+    Fulfilment(String),
+    #[error("fulfilment: {0}")]
+    FulfilmentPermanent(String),
+}
+
+impl From<crate::fulfilment::run::FulfilError> for NotifyError {
+    fn from(e: crate::fulfilment::run::FulfilError) -> Self {
+        match e {
+            crate::fulfilment::run::FulfilError::Transient(m) => NotifyError::Fulfilment(m),
+            crate::fulfilment::run::FulfilError::Permanent(m) => {
+                NotifyError::FulfilmentPermanent(m)
+            }
+        }
+    }
 }
 
 impl NotifyError {
@@ -58,6 +73,7 @@ impl NotifyError {
             NotifyError::Template(_)
                 | NotifyError::Payload(_)
                 | NotifyError::Mail(MailError::Build(_))
+                | NotifyError::FulfilmentPermanent(_)
         )
     }
 }

@@ -13,8 +13,10 @@ use super::expand::expand;
 use super::mail::EmailPayload;
 use super::sms::SmsPayload;
 use super::{Notifier, NotifyError};
+use crate::fulfilment::run;
 use crate::service::{now, Services};
-use crate::storage::outbox::{self, OutboxRow, EMAIL, NOTIFY, SMS};
+use crate::storage::outbox::{self, OutboxRow, EMAIL, NOTIFY, SMS, START_FULFILMENT};
+use crate::storage::tasks::FULFIL;
 use crate::storage::StoreError;
 
 /// A stop signal the blocking loop can poll and the async loop can wait on.
@@ -105,6 +107,21 @@ impl Worker {
             SMS => {
                 let sms: SmsPayload = serde_json::from_str(&row.payload).map_err(payload_error)?;
                 Ok(self.notifier.sms.send(&row.id, &sms)?)
+            }
+            // Fulfilment rides the same queue: its leases, retries and failed list.
+            START_FULFILMENT => {
+                let request_id = row.request_id.as_deref().unwrap_or_default();
+                let s = &self.services;
+                run::plan(s, s.systems(), request_id, now())
+                    .map(|_| ())
+                    .map_err(NotifyError::from)
+            }
+            FULFIL => {
+                let payload: serde_json::Value =
+                    serde_json::from_str(&row.payload).map_err(payload_error)?;
+                let task = payload["task"].as_str().unwrap_or_default();
+                let s = &self.services;
+                run::perform(s, s.systems(), task, now()).map_err(NotifyError::from)
             }
             other => Err(NotifyError::Payload(format!(
                 "no worker for outbox kind {other}"

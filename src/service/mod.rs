@@ -31,6 +31,7 @@ struct Inner {
     verification: VerificationConfig,
     platform: Option<verification::PlatformVerifier>,
     public_url: String,
+    systems: crate::fulfilment::registry::Registry,
 }
 
 /// What the identity checks need besides the database: limits, the platform's key, and the
@@ -48,6 +49,7 @@ impl Services {
         calendars: CalendarSet,
         tokens: TokenKeys,
         identity: IdentitySettings,
+        systems: crate::fulfilment::registry::Registry,
     ) -> Services {
         let IdentitySettings {
             verification,
@@ -63,8 +65,14 @@ impl Services {
                 verification,
                 platform,
                 public_url,
+                systems,
             }),
         }
+    }
+
+    /// The data systems approved requests are fulfilled in.
+    pub fn systems(&self) -> &crate::fulfilment::registry::Registry {
+        &self.inner.systems
     }
 
     pub fn verification(&self) -> &VerificationConfig {

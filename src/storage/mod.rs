@@ -12,6 +12,7 @@ pub mod results;
 pub mod rows;
 pub mod schema;
 pub mod staff;
+pub mod tasks;
 pub mod verification;
 
 pub use db::{Backend, Database, DbConnection};

@@ -8,6 +8,7 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde_json::json;
 
 use super::schema::outbox;
+use super::tasks::FULFIL;
 use super::{to_db_time, DbConnection, StoreError};
 use crate::domain::{Effect, Locale, Message, Recipient};
 
@@ -39,6 +40,8 @@ pub const FAILED: &str = "failed";
 pub const NOTIFY: &str = "notify";
 pub const EMAIL: &str = "email";
 pub const SMS: &str = "sms";
+/// Written when a request is approved: plan its fulfilment tasks.
+pub const START_FULFILMENT: &str = "start_fulfilment";
 
 impl OutboxRow {
     pub fn new(
@@ -114,7 +117,7 @@ pub fn enqueue(
                 let mut row = OutboxRow::new(
                     uuid::Uuid::new_v4().to_string(),
                     Some(request_id),
-                    "start_fulfilment",
+                    START_FULFILMENT,
                     "{}".into(),
                     at,
                 );
@@ -178,7 +181,7 @@ pub fn claim(
     };
     let sql = format!(
         "UPDATE outbox SET status = '{PROCESSING}', claimed_by = $1, claimed_until = $2, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}') \
+         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}', '{START_FULFILMENT}', '{FULFIL}') \
            AND ((status = '{PENDING}' AND run_after <= $3) OR (status = '{PROCESSING}' AND claimed_until < $3)) \
            ORDER BY run_after, id LIMIT $4 {lock}) {CLAIM_RETURNING}"
     );

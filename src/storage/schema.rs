@@ -190,6 +190,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    fulfilment_tasks (id) {
+        id -> Text,
+        request_id -> Text,
+        system -> Text,
+        action -> Text,
+        status -> Text,
+        outbox_id -> Text,
+        result -> Nullable<Text>,
+        created_at -> Timestamp,
+        done_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(fulfilment_tasks -> requests (request_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     staff_users,
     requests,
@@ -201,5 +217,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     subject_sessions,
     request_results,
     staff_sessions,
-    staff_sign_ins
+    staff_sign_ins,
+    fulfilment_tasks
 );

@@ -216,6 +216,7 @@ async fn ten_thousand_messages_drain_exactly_once_with_four_workers_on_postgres(
             ..Config::default()
         };
         mail_to(&sink, &mut config);
+        config.fulfilment.demo_platform = false;
         config.worker.batch = 50;
         config.worker.poll_millis = 20;
         let services = rightsflow::startup::services(&config).await.unwrap();

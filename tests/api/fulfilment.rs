@@ -9,7 +9,9 @@ use rightsflow::fulfilment::sql::{self, SubjectKeys, Target};
 use rightsflow::fulfilment::{DEMO_PLATFORM_DATASET, DEMO_PLATFORM_SQL};
 use serde_json::{json, Value};
 
-use crate::helpers::{scratch_postgres, skip};
+use crate::helpers::{scratch_postgres, skip, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::on_both_backends;
+use rightsflow::domain::Role;
 
 fn li_lei_by_email() -> SubjectKeys {
     SubjectKeys {
@@ -216,3 +218,165 @@ fn the_sql_connector_on_postgres() {
     };
     the_connector_acts_on_one_subject_only(&url);
 }
+
+/// Waits (up to 20 s) for the worker to take a request to `status`; returns the staff view.
+async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+    for _ in 0..200 {
+        let view = app.staff_get(token, id).await;
+        if view["status"]["code"] == status {
+            return view;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "request {id} never reached {status}: {}",
+        app.staff_get(token, id).await
+    );
+}
+
+fn notes(view: &Value) -> Vec<String> {
+    view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["command"] == "note")
+        .map(|e| e["details"]["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn approved_requests_are_fulfilled_in_the_demo_platform(app: TestApp) {
+    let admin = app.admin_token().await;
+    let (_, reviewer) = app.staff("reviewer", Role::Reviewer).await;
+
+    // Access: approved, found in the platform, completed by the system, the report ready.
+    let sub = app.submit("access", "cn").await;
+    let session = app.verify_by_code(&sub.reference).await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    app.act_ok(&admin, &id, json!({ "command": "approve" }))
+        .await;
+    let done = wait_for_status(&app, &admin, &id, "completed").await;
+    assert!(
+        notes(&done)
+            .iter()
+            .any(|n| n.starts_with("fulfilment:") && n.contains("rows found")),
+        "{done}"
+    );
+    let results = format!("/api/v1/requests/{}/results", sub.reference);
+    let list: Value = app.get_with(&results, &session).await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let rid = list["items"][0]["id"].as_str().unwrap();
+    let file = format!("{results}/{rid}");
+    let report = app.get_with(&file, &session).await.text().await.unwrap();
+    // The categories asked for (account, orders), Li Lei's and nobody else's.
+    for mine in [
+        "个人信息查阅报告",
+        "李雷",
+        "WM20260301001",
+        "WM20260512002",
+        "订单与交易记录",
+    ] {
+        assert!(report.contains(mine), "{mine} missing from the report");
+    }
+    for other in ["韩梅梅", "WM20260420003", "/products/earphones"] {
+        assert!(!report.contains(other), "{other} in Li Lei's report");
+    }
+
+    // Deletion: staff check, two approvers; then the platform no longer knows him.
+    let sub = app.submit("deletion", "cn").await;
+    app.verify_by_code(&sub.reference).await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    app.staff_check(&admin, &id).await;
+    app.act_ok(&admin, &id, json!({ "command": "approve" }))
+        .await;
+    app.act_ok(&reviewer, &id, json!({ "command": "approve" }))
+        .await;
+    let done = wait_for_status(&app, &admin, &id, "completed").await;
+    assert!(done["fulfilment_started_at"].is_string(), "{done}");
+    assert!(
+        notes(&done)
+            .iter()
+            .any(|n| n.contains("browsing_history deleted 2")),
+        "{done}"
+    );
+    // Staff see the task and its state on the request page.
+    let console = crate::console::Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = console
+        .get(&format!("/console/requests/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"tasks\""), "{page}");
+    assert!(
+        page.contains("<tr data-state=\"done\"><td>WEIMACMS 演示平台"),
+        "{page}"
+    );
+    assert!(page.contains("删除或匿名化"));
+    let d = Dataset::parse(DEMO_PLATFORM_DATASET).unwrap();
+    let mut t = Target::open(
+        &app.data_dir()
+            .join("demo-platform.db")
+            .display()
+            .to_string(),
+    )
+    .unwrap();
+    assert!(sql::access(&mut t, &d, &li_lei_by_email(), &[])
+        .unwrap()
+        .iter()
+        .all(|r| r.rows.is_empty()));
+    let others = sql::access(&mut t, &d, &han_meimei_by_id(), &[]).unwrap();
+    assert_eq!(rows_of(&others, "users")[0]["name"], "韩梅梅");
+}
+on_both_backends!(approved_requests_are_fulfilled_in_the_demo_platform, |c| {
+    c.fulfilment.demo_platform = true
+});
+
+async fn a_failing_system_is_retried_then_shown_to_staff(app: TestApp) {
+    let admin = app.admin_token().await;
+    let sub = app.submit("access", "cn").await;
+    app.verify_by_code(&sub.reference).await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    app.act_ok(&admin, &id, json!({ "command": "approve" }))
+        .await;
+    let console = crate::console::Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = console
+            .get(&format!("/console/requests/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if page.contains("data-state=\"failed\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        page.contains("<tr data-state=\"failed\"><td>会员中心"),
+        "{page}"
+    );
+    assert!(
+        page.contains("cannot connect to the data system"),
+        "the error is shown"
+    );
+    // Two attempts, as configured; the request waits for staff.
+    assert!(page.contains("<td>2</td>"), "{page}");
+    assert_eq!(
+        app.staff_get(&admin, &id).await["status"]["code"],
+        "in_progress"
+    );
+}
+on_both_backends!(a_failing_system_is_retried_then_shown_to_staff, |c| {
+    let dataset = c.data_dir.join("crm.toml");
+    std::fs::write(&dataset, rightsflow::fulfilment::DEMO_PLATFORM_DATASET).unwrap();
+    c.fulfilment.systems = vec![rightsflow::config::SystemConfig {
+        name: "crm".into(),
+        label: Some("会员中心".into()),
+        // A SQLite file in a folder that does not exist: every attempt fails to connect.
+        url: rightsflow::config::Secret::new("/nonexistent-folder/crm.db"),
+        dataset,
+    }];
+    c.worker.max_attempts = 2;
+    c.worker.retry_base_seconds = 1;
+});

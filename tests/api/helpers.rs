@@ -158,6 +158,9 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         },
         ..Config::default()
     };
+    // Tests that fulfil in a data system turn the demo platform on themselves; elsewhere
+    // staff complete requests by hand, as the tests expect.
+    config.fulfilment.demo_platform = false;
     tweak(&mut config);
     let db_url = config.database_url();
     // The application runs on a thread and runtime of its own, as in production; the test
@@ -314,6 +317,16 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         req.send().await.unwrap()
+    }
+
+    /// A GET with a bearer token (a staff token or a subject session).
+    pub async fn get_with(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Submits a request as a subject and checks it was accepted.

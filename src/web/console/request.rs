@@ -114,6 +114,27 @@ fn context_for(
         .iter()
         .map(|m| json!({ "file_name": m.file_name, "size": m.size, "downloads": m.downloads, "expires": page.time(from_db_time(m.expires_at)), "sha256": m.sha256 }))
         .collect();
+    let systems = s.systems();
+    let tasks: Vec<Value> = crate::storage::tasks::for_request(&mut conn, &r.id)?
+        .iter()
+        .map(|t| {
+            // Done or cancelled by the task; otherwise as its outbox row stands (a task whose
+            // retries ran out shows `failed` with the last error).
+            let state = match t.task.status.as_str() {
+                crate::storage::tasks::PENDING => t.run_status.as_str(),
+                other => other,
+            };
+            json!({
+                "system": systems.find(&t.task.system).map_or(t.task.system.as_str(), |x| x.label.as_str()),
+                "action": page.t(&format!("tasks.actions.{}", t.task.action)),
+                "state": page.t(&format!("tasks.states.{state}")),
+                "state_code": state,
+                "attempts": t.attempts,
+                "error": (state == "failed").then(|| t.last_error.clone()).flatten(),
+                "done_at": t.task.done_at.map(|d| page.time(from_db_time(d))),
+            })
+        })
+        .collect();
     drop(conn);
     let assignable = staff.assignable(r.state.assignee.as_deref());
     let reasons: Vec<Value> = RejectionReason::ALL
@@ -183,6 +204,7 @@ fn context_for(
         "evidence": evidence,
         "messages": messages,
         "results": results,
+        "tasks": tasks,
         "read_only": allowed.is_empty(),
         "can": can,
         "complaint": kind == crate::domain::RequestKind::Complaint,

@@ -1,0 +1,336 @@
+//! Running fulfilment from the outbox worker.
+//!
+//! - `start_fulfilment` (written when a request is approved): [`plan`] makes one task per data
+//!   system that holds what the request is about, each with its `fulfil` outbox row.
+//! - `fulfil`: [`perform`] runs one task with the system's connector (retried by the outbox
+//!   on failure, parked for staff when retries run out). A task that would change data first
+//!   marks the request's fulfilment as started, after which the subject can no longer
+//!   withdraw; a task whose request ended meanwhile is cancelled without touching anything.
+//! - When the last task of a request is done, the request is completed by the system, and an
+//!   access or portability request gets its report or export to download.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::dataset::Dataset;
+use super::registry::Registry;
+use super::sql::{self, SubjectKeys, TableRows, Target};
+use crate::domain::details::{DataCategory, DeletionScope, RequestDetails};
+use crate::domain::{Actor, Command, FreeText, Locale, RequestKind, Status};
+use crate::service::{requests, ServiceError, Services};
+use crate::storage::results::StoredResult;
+use crate::storage::rows::StoredRequest;
+use crate::storage::tasks::{self, CANCELLED, DONE};
+use crate::storage::to_db_time;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FulfilError {
+    /// Worth retrying: the system was unreachable, a statement failed.
+    #[error("{0}")]
+    Transient(String),
+    /// A retry cannot fix it: an unknown system, a task that does not exist.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<ServiceError> for FulfilError {
+    fn from(e: ServiceError) -> Self {
+        FulfilError::Transient(e.to_string())
+    }
+}
+
+impl From<crate::storage::StoreError> for FulfilError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        FulfilError::Transient(e.to_string())
+    }
+}
+
+/// What a task does in its system, by the request's kind; None for kinds fulfilled elsewhere
+/// (consent withdrawal: the consent ledger; complaints: an answer).
+fn action_of(kind: RequestKind) -> Option<&'static str> {
+    match kind {
+        RequestKind::Access | RequestKind::Portability => Some("access"),
+        RequestKind::Deletion => Some("deletion"),
+        RequestKind::Correction => Some("correction"),
+        RequestKind::Restriction => Some("restriction"),
+        _ => None,
+    }
+}
+
+fn details(r: &StoredRequest) -> Option<RequestDetails> {
+    RequestDetails::parse(r.state.kind, r.details.clone()).ok()
+}
+
+/// The categories a request names (empty: all).
+fn categories(r: &StoredRequest) -> Vec<DataCategory> {
+    match details(r) {
+        Some(RequestDetails::Access(d)) => d.categories,
+        Some(RequestDetails::Portability(d)) => d.categories,
+        Some(RequestDetails::Deletion(d)) if d.scope == DeletionScope::Categories => d.categories,
+        _ => vec![],
+    }
+}
+
+fn corrections(r: &StoredRequest) -> Vec<(String, String)> {
+    match details(r) {
+        Some(RequestDetails::Correction(d)) => d
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.field.as_str().to_owned(),
+                    f.corrected_value.as_str().to_owned(),
+                )
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// Whether a system holds anything this request is about.
+fn concerns(d: &Dataset, r: &StoredRequest) -> bool {
+    let cats = categories(r);
+    match r.state.kind {
+        RequestKind::Correction => corrections(r)
+            .iter()
+            .any(|(f, _)| d.correction_for(f).is_some()),
+        RequestKind::Restriction => d.tables.iter().any(|t| t.restrict.is_some()),
+        _ => d
+            .tables
+            .iter()
+            .any(|t| cats.is_empty() || t.categories().any(|c| cats.contains(&c))),
+    }
+}
+
+fn keys_of(r: &StoredRequest) -> SubjectKeys {
+    SubjectKeys {
+        platform_user_id: r.platform_user_id.clone(),
+        email: r.contact.email.as_ref().map(|e| e.as_str().to_owned()),
+        phone: r.contact.phone.as_ref().map(|p| p.as_str().to_owned()),
+    }
+}
+
+/// Plans an approved request's tasks. Returns how many were made (none when no system holds
+/// anything it is about: staff fulfil it by hand, as before).
+pub fn plan(
+    s: &Services,
+    registry: &Registry,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, FulfilError> {
+    let r = requests::get(s, request_id)?;
+    let Some(action) = action_of(r.state.kind) else {
+        return Ok(0);
+    };
+    if r.state.status != Status::InProgress {
+        return Ok(0);
+    }
+    let mut made = 0;
+    let mut conn = s.db().conn().map_err(ServiceError::from)?;
+    for system in registry
+        .systems()
+        .iter()
+        .filter(|x| concerns(&x.dataset, &r))
+    {
+        if tasks::create(&mut conn, &r.id, &system.name, action, now)? {
+            made += 1;
+        }
+    }
+    if made > 0 {
+        tracing::info!(reference = %r.reference, tasks = made, "fulfilment planned");
+    }
+    Ok(made)
+}
+
+fn note(text: &str) -> Result<Command, FulfilError> {
+    FreeText::parse(text)
+        .map(|text| Command::Note { text })
+        .map_err(|e| FulfilError::Permanent(e.to_string()))
+}
+
+/// Runs one task. Run twice (a worker died after the work), it does nothing the second time.
+pub fn perform(
+    s: &Services,
+    registry: &Registry,
+    task_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), FulfilError> {
+    let task = tasks::find(&mut *s.db().conn().map_err(ServiceError::from)?, task_id)?
+        .ok_or_else(|| FulfilError::Permanent(format!("no fulfilment task {task_id}")))?;
+    if task.status != tasks::PENDING {
+        return Ok(());
+    }
+    let mut r = requests::get(s, &task.request_id)?;
+    // The request ended (withdrawn, say) before this task changed anything.
+    let cancel = |r: &StoredRequest| -> Result<(), FulfilError> {
+        let mut conn = s.db().conn().map_err(ServiceError::from)?;
+        let status = json!({ "status": r.state.status });
+        tasks::finish(&mut conn, &task.id, CANCELLED, &status, now)?;
+        Ok(())
+    };
+    if r.state.status != Status::InProgress {
+        return cancel(&r);
+    }
+    let system = registry.find(&task.system).ok_or_else(|| {
+        FulfilError::Permanent(format!("no data system {} configured", task.system))
+    })?;
+    let changes_data = task.action != "access";
+    if changes_data && r.state.fulfilment_started_at.is_none() {
+        // From here the subject can no longer withdraw: their data is being changed.
+        match requests::act(
+            s,
+            &r.id,
+            &Actor::System,
+            &Command::StartFulfilment,
+            None,
+            now,
+        ) {
+            Ok(updated) => r = updated,
+            Err(ServiceError::Transition(_)) => r = requests::get(s, &r.id)?,
+            Err(e) => return Err(e.into()),
+        }
+        if r.state.status != Status::InProgress {
+            return cancel(&r);
+        }
+    }
+    let keys = keys_of(&r);
+    let mut target =
+        Target::open(&system.url).map_err(|e| FulfilError::Transient(e.to_string()))?;
+    let d = &system.dataset;
+    let connector = |e: sql::ConnectorError| FulfilError::Transient(e.to_string());
+    let (result, summary) = match task.action.as_str() {
+        "access" => {
+            let found = sql::access(&mut target, d, &keys, &categories(&r)).map_err(connector)?;
+            let rows: usize = found.iter().map(|t| t.rows.len()).sum();
+            (json!({ "tables": found }), format!("{rows} rows found"))
+        }
+        "deletion" => {
+            let cats = categories(&r);
+            let scope = (!cats.is_empty()).then_some(cats.as_slice());
+            let done = sql::delete(&mut target, d, &keys, scope).map_err(connector)?;
+            let summary = done
+                .iter()
+                .map(|o| format!("{} {} {}", o.table, o.action, o.rows))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (json!({ "tables": done }), summary)
+        }
+        "correction" => {
+            let done = sql::correct(&mut target, d, &keys, &corrections(&r)).map_err(connector)?;
+            let summary = done
+                .iter()
+                .map(|f| match &f.column {
+                    Some(c) => format!("{} -> {c} ({} rows)", f.field, f.rows),
+                    None => format!("{}: not held here", f.field),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            (json!({ "fields": done }), summary)
+        }
+        "restriction" => {
+            let done = sql::restrict(&mut target, d, &keys, true).map_err(connector)?;
+            let rows: usize = done.iter().map(|o| o.rows).sum();
+            (json!({ "tables": done }), format!("{rows} rows flagged"))
+        }
+        other => return Err(FulfilError::Permanent(format!("unknown action {other}"))),
+    };
+    let finished = {
+        let mut conn = s.db().conn().map_err(ServiceError::from)?;
+        tasks::finish(&mut conn, &task.id, DONE, &result, now)?
+    };
+    if !finished {
+        return Ok(());
+    }
+    // The event log says what was done where (counts only: no personal data).
+    requests::act(
+        s,
+        &r.id,
+        &Actor::System,
+        &note(&format!(
+            "fulfilment: {} ({}): {summary}",
+            system.label, task.action
+        ))?,
+        None,
+        now,
+    )?;
+    tracing::info!(reference = %r.reference, system = %system.name, action = %task.action, "fulfilment task done");
+    finish_if_all_done(s, registry, &r, now)
+}
+
+/// When every task of the request is done: complete it (only one caller wins), then hand the
+/// access report or portability export to the subject.
+fn finish_if_all_done(
+    s: &Services,
+    registry: &Registry,
+    r: &StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<(), FulfilError> {
+    let all = tasks::for_request(&mut *s.db().conn().map_err(ServiceError::from)?, &r.id)?;
+    if all.iter().any(|t| t.task.status == tasks::PENDING) {
+        return Ok(());
+    }
+    let summary = match r.locale {
+        Locale::ZhCn => "已在保存您个人信息的各系统中办理完毕。",
+        Locale::En => "Done in every system that holds your personal information.",
+    };
+    let complete = Command::Complete {
+        summary: FreeText::parse(summary).map_err(|e| FulfilError::Permanent(e.to_string()))?,
+    };
+    match requests::act(s, &r.id, &Actor::System, &complete, None, now) {
+        Ok(_) => {}
+        // Another task finished at the same moment and completed it.
+        Err(ServiceError::Transition(_) | ServiceError::Stale { .. } | ServiceError::Busy) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if matches!(r.state.kind, RequestKind::Access | RequestKind::Portability) {
+        let found: Vec<(String, Vec<TableRows>)> = all
+            .iter()
+            .filter(|t| t.task.status == DONE)
+            .filter_map(|t| {
+                let v: Value = serde_json::from_str(t.task.result.as_deref()?).ok()?;
+                let tables: Vec<TableRows> = serde_json::from_value(v["tables"].clone()).ok()?;
+                let label = registry
+                    .find(&t.task.system)
+                    .map_or_else(|| t.task.system.clone(), |x| x.label.clone());
+                Some((label, tables))
+            })
+            .collect();
+        let (file_name, content_type, body) = if r.state.kind == RequestKind::Access {
+            (
+                format!("{}-access-report.html", r.reference),
+                "text/html; charset=utf-8",
+                super::report::access_html(r, &found, now).into_bytes(),
+            )
+        } else {
+            (
+                format!("{}-export.json", r.reference),
+                "application/json",
+                super::report::portability_json(r, &found, now).into_bytes(),
+            )
+        };
+        let sha256: String = Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let row = StoredResult {
+            id: uuid::Uuid::new_v4().to_string(),
+            request_id: r.id.clone(),
+            file_name,
+            content_type: content_type.into(),
+            size: body.len() as i64,
+            body,
+            sha256,
+            created_by: "system".into(),
+            created_at: to_db_time(now),
+            expires_at: to_db_time(now + Duration::days(crate::service::results::LIFETIME_DAYS)),
+            downloads: 0,
+            last_downloaded_at: None,
+        };
+        crate::storage::results::insert(&mut *s.db().conn().map_err(ServiceError::from)?, &row)?;
+    }
+    tracing::info!(reference = %r.reference, "fulfilment complete");
+    Ok(())
+}
