@@ -178,6 +178,36 @@ pub struct Config {
     pub reminder_sweep_seconds: u64,
     /// The data systems that approved requests are fulfilled in (docs/FULFILMENT.md).
     pub fulfilment: FulfilmentConfig,
+    /// The consent ledger: its purposes, the platform's key for its API, the webhook.
+    pub consents: ConsentConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsentConfig {
+    /// The purposes consent is asked for (the policy's four by default). A consent withdrawal
+    /// request names some of the built-in ones; the platform may record any listed here.
+    pub purposes: Vec<String>,
+    /// The platform's bearer key for `/api/v1/subjects/{platform_user_id}/consents`; unset:
+    /// that API answers 404.
+    pub api_key: Option<Secret>,
+    /// Where each change Rightsflow records is POSTed (signed like the SMS gateway's calls).
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<Secret>,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            purposes: crate::domain::details::Consent::ALL
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            api_key: None,
+            webhook_url: None,
+            webhook_secret: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,6 +275,7 @@ impl Default for Config {
             reminder_working_days: 3,
             reminder_sweep_seconds: 300,
             fulfilment: FulfilmentConfig::default(),
+            consents: ConsentConfig::default(),
         }
     }
 }

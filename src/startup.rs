@@ -126,6 +126,7 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
         tokens,
         identity,
         systems,
+        config.consents.clone(),
     ))
 }
 

@@ -7,6 +7,7 @@
 //!
 //! See docs/FULFILMENT.md for what issue #7 still needs.
 
+pub mod consents;
 pub mod dataset;
 pub mod registry;
 pub mod report;

@@ -120,12 +120,17 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> Result<usize, FulfilError> {
     let r = requests::get(s, request_id)?;
-    let Some(action) = action_of(r.state.kind) else {
-        return Ok(0);
-    };
     if r.state.status != Status::InProgress {
         return Ok(0);
     }
+    if r.state.kind == RequestKind::ConsentWithdrawal {
+        // Nothing to find in the systems: the ledger changes now, the platform is told.
+        super::consents::withdraw_for_request(s, &r, now)?;
+        return Ok(0);
+    }
+    let Some(action) = action_of(r.state.kind) else {
+        return Ok(0);
+    };
     let mut made = 0;
     let mut conn = s.db().conn().map_err(ServiceError::from)?;
     for system in registry

@@ -15,6 +15,7 @@ use super::sms::SmsPayload;
 use super::{Notifier, NotifyError};
 use crate::fulfilment::run;
 use crate::service::{now, Services};
+use crate::storage::consents::CONSENT_WEBHOOK;
 use crate::storage::outbox::{self, OutboxRow, EMAIL, NOTIFY, SMS, START_FULFILMENT};
 use crate::storage::tasks::FULFIL;
 use crate::storage::StoreError;
@@ -116,6 +117,8 @@ impl Worker {
                     .map(|_| ())
                     .map_err(NotifyError::from)
             }
+            CONSENT_WEBHOOK => crate::fulfilment::consents::send_webhook(&self.services, row)
+                .map_err(NotifyError::from),
             FULFIL => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&row.payload).map_err(payload_error)?;

@@ -32,6 +32,7 @@ struct Inner {
     platform: Option<verification::PlatformVerifier>,
     public_url: String,
     systems: crate::fulfilment::registry::Registry,
+    consents: crate::config::ConsentConfig,
 }
 
 /// What the identity checks need besides the database: limits, the platform's key, and the
@@ -50,6 +51,7 @@ impl Services {
         tokens: TokenKeys,
         identity: IdentitySettings,
         systems: crate::fulfilment::registry::Registry,
+        consents: crate::config::ConsentConfig,
     ) -> Services {
         let IdentitySettings {
             verification,
@@ -66,8 +68,14 @@ impl Services {
                 platform,
                 public_url,
                 systems,
+                consents,
             }),
         }
+    }
+
+    /// The consent ledger's settings.
+    pub fn consents(&self) -> &crate::config::ConsentConfig {
+        &self.inner.consents
     }
 
     /// The data systems approved requests are fulfilled in.

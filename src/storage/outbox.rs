@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde_json::json;
 
+use super::consents::CONSENT_WEBHOOK;
 use super::schema::outbox;
 use super::tasks::FULFIL;
 use super::{to_db_time, DbConnection, StoreError};
@@ -181,7 +182,7 @@ pub fn claim(
     };
     let sql = format!(
         "UPDATE outbox SET status = '{PROCESSING}', claimed_by = $1, claimed_until = $2, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}', '{START_FULFILMENT}', '{FULFIL}') \
+         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}', '{START_FULFILMENT}', '{FULFIL}', '{CONSENT_WEBHOOK}') \
            AND ((status = '{PENDING}' AND run_after <= $3) OR (status = '{PROCESSING}' AND claimed_until < $3)) \
            ORDER BY run_after, id LIMIT $4 {lock}) {CLAIM_RETURNING}"
     );

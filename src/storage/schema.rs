@@ -206,6 +206,19 @@ diesel::table! {
 
 diesel::joinable!(fulfilment_tasks -> requests (request_id));
 
+diesel::table! {
+    consent_events (id) {
+        id -> Text,
+        platform_user_id -> Nullable<Text>,
+        email -> Nullable<Text>,
+        purpose -> Text,
+        granted -> Bool,
+        source -> Text,
+        request_id -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     staff_users,
     requests,
@@ -218,5 +231,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     request_results,
     staff_sessions,
     staff_sign_ins,
-    fulfilment_tasks
+    fulfilment_tasks,
+    consent_events
 );

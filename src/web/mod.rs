@@ -2,6 +2,7 @@
 //! Handlers parse input into domain values, call a service, and render a view; they never
 //! decide workflow questions themselves.
 
+pub mod consents;
 pub mod console;
 pub mod dev;
 pub mod error;
@@ -41,7 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier
                 .configure(results::subject_routes)
                 .configure(staff::routes)
                 .configure(results::staff_routes)
-                .configure(outbox::routes),
+                .configure(outbox::routes)
+                .configure(consents::routes),
         );
     if notifier.mailer.dev_mailbox().is_some() {
         cfg.configure(dev::routes);

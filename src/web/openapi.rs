@@ -133,6 +133,21 @@ pub fn spec() -> Value {
                 } },
                 "responses": ok(201, "Attached; downloadable for 7 days", json!({ "$ref": "#/components/schemas/Result" }), &[400, 401, 403, 404, 409, 413, 415, 422])
             }},
+            "/api/v1/subjects/{platform_user_id}/consents": {
+                "get": {
+                    "summary": "The platform reads an account's current consents per purpose, and the history of grants and withdrawals",
+                    "description": "Authorization: Bearer <consents.api_key>. 404 `not_enabled` when no key is configured.",
+                    "parameters": [path_param("platform_user_id", "The platform's account id")],
+                    "responses": ok(200, "Current consents and history", json!({ "type": "object", "properties": { "platform_user_id": { "type": "string" }, "consents": { "type": "array", "items": { "type": "object", "properties": { "purpose": { "type": "string" }, "granted": { "type": ["boolean", "null"] }, "at": { "type": ["string", "null"] }, "source": { "type": ["string", "null"] } } } }, "history": { "type": "array" } } }), &[401, 404, 422])
+                },
+                "post": {
+                    "summary": "The platform records a grant or withdrawal made in its own pages",
+                    "description": "Authorization: Bearer <consents.api_key>. `source` defaults to `platform` (e.g. `gpc` for a Global Privacy Control signal).",
+                    "parameters": [path_param("platform_user_id", "The platform's account id")],
+                    "requestBody": body(json!({ "type": "object", "required": ["purpose", "granted"], "properties": { "purpose": { "type": "string" }, "granted": { "type": "boolean" }, "source": { "type": "string", "pattern": "^[a-z0-9_:.-]{1,64}$" } }, "additionalProperties": false })),
+                    "responses": ok(201, "Recorded", json!({ "type": "object" }), &[400, 401, 404, 422])
+                }
+            },
             "/api/v1/staff/outbox/failed": { "get": {
                 "summary": "Deliveries parked after their last attempt, with the last error (no message content)",
                 "security": staff_auth,

@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 24] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -52,6 +52,8 @@ const ROUTES: [(&str, &str); 22] = [
     ("post", "/api/v1/staff/requests"),
     ("get", "/api/v1/staff/requests/{id}"),
     ("post", "/api/v1/staff/requests/{id}/actions"),
+    ("get", "/api/v1/subjects/{platform_user_id}/consents"),
+    ("post", "/api/v1/subjects/{platform_user_id}/consents"),
 ];
 
 async fn the_openapi_document_lists_every_route(app: TestApp) {
@@ -85,7 +87,8 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
         let concrete = path
             .replace("{reference}", "DSR-0000-0000")
             .replace("{id}", "x")
-            .replace("{result_id}", "x");
+            .replace("{result_id}", "x")
+            .replace("{platform_user_id}", "x");
         let res = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))

@@ -343,9 +343,9 @@ async fn a_magic_link_works_once(app: TestApp) {
 }
 on_both_backends!(a_magic_link_works_once);
 
-const PLATFORM_SECRET: &str = "the platform's shared secret, 32+ bytes";
+pub(crate) const PLATFORM_SECRET: &str = "the platform's shared secret, 32+ bytes";
 
-fn platform_hs256(config: &mut Config) {
+pub(crate) fn platform_hs256(config: &mut Config) {
     config.verification.platform = Some(PlatformAuth {
         algorithm: "HS256".into(),
         secret: Some(Secret::new(PLATFORM_SECRET)),
@@ -363,7 +363,7 @@ struct PlatformClaims<'a> {
     exp: i64,
 }
 
-fn platform_token(secret: &str, iss: &str, aud: &str, exp_in: i64) -> String {
+pub(crate) fn platform_token(secret: &str, iss: &str, aud: &str, exp_in: i64) -> String {
     let claims = PlatformClaims {
         sub: "platform-user-42",
         iss,
