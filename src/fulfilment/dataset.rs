@@ -112,6 +112,9 @@ struct RawTable {
     #[serde(default)]
     key: Option<String>,
     columns: BTreeMap<String, DataCategory>,
+    /// What the access report calls a column (`收货地址 / Delivery address`).
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
     #[serde(default)]
     deletion: Deletion,
     #[serde(default)]
@@ -127,6 +130,7 @@ pub struct Table {
     pub key: Option<String>,
     /// Column -> category, in name order.
     pub columns: BTreeMap<String, DataCategory>,
+    pub labels: BTreeMap<String, String>,
     pub deletion: Deletion,
     pub mask: BTreeMap<String, Mask>,
     pub restrict: Option<String>,
@@ -247,6 +251,12 @@ impl Dataset {
             if let Some(r) = &t.restrict {
                 check_identifier(r)?;
             }
+            if let Some(c) = t.labels.keys().find(|c| !t.columns.contains_key(*c)) {
+                return Err(format!(
+                    "table {}: a label for {c}, which is not among its columns",
+                    t.name
+                ));
+            }
             if tables.iter().any(|x: &Table| x.name == t.name) {
                 return Err(format!("table {} is described twice", t.name));
             }
@@ -255,6 +265,7 @@ impl Dataset {
                 link: t.link,
                 key: t.key,
                 columns: t.columns,
+                labels: t.labels,
                 deletion: t.deletion,
                 mask,
                 restrict: t.restrict,
@@ -328,6 +339,10 @@ mod tests {
             (
                 DEMO.replacen("address = \"null\"", "nonexistent = \"null\"", 1),
                 "not among its columns",
+            ),
+            (
+                DEMO.replacen("city = \"城市", "town = \"城市", 1),
+                "a label for town",
             ),
         ];
         for (text, expected) in bad {

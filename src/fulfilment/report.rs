@@ -28,6 +28,12 @@ fn cell(v: &serde_json::Value) -> String {
     }
 }
 
+/// A plain, printable look (the file is opened from the subject's own disk).
+const STYLE: &str = "body{font-family:system-ui,'PingFang SC','Microsoft YaHei','WenQuanYi Micro Hei',sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2933;line-height:1.5}\
+h2{margin-top:2rem;border-bottom:2px solid #1f6feb;padding-bottom:.25rem}h3{font-size:1rem;color:#52606d}\
+table{border-collapse:collapse;width:100%;margin-bottom:1rem;font-size:.9rem}th,td{border:1px solid #cbd2d9;padding:.35rem .5rem;text-align:left;vertical-align:top}\
+th{background:#f0f4f8}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
+
 /// The access report: for each category, each system and table that holds it, the columns of
 /// that category for every row. Self-contained (no script, no outside style), to read or print.
 pub fn access_html(
@@ -63,7 +69,8 @@ pub fn access_html(
                 } else {
                     html.push_str("<table><thead><tr>");
                     for c in &columns {
-                        html.push_str(&format!("<th scope=\"col\">{}</th>", esc(c)));
+                        let label = table.labels.get(*c).unwrap_or(c);
+                        html.push_str(&format!("<th scope=\"col\">{}</th>", esc(label)));
                     }
                     html.push_str("</tr></thead><tbody>");
                     for row in &table.rows {
@@ -87,7 +94,8 @@ pub fn access_html(
     let lang = if zh { "zh-CN" } else { "en" };
     let title = t("个人信息查阅报告", "Personal information access report");
     let mut out = format!(
-        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title} {reference}</title></head><body>\
+        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title} {reference}</title>\
+         <style>{STYLE}</style></head><body>\
          <h1>{title}</h1><p>{req}: <strong>{reference}</strong> · {made}: {at}</p>\
          <p>{lead}</p>",
         reference = esc(r.reference.as_str()),

@@ -231,6 +231,9 @@ fn condition(table: &Table, ids: &[Value]) -> (String, Vec<Value>) {
 pub struct TableRows {
     pub table: String,
     pub categories: BTreeMap<String, DataCategory>,
+    /// What the report calls each column (where the description says).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     pub rows: Vec<serde_json::Value>,
 }
 
@@ -270,6 +273,7 @@ pub fn access(
                 .filter(|(_, c)| wanted(c))
                 .map(|(n, c)| (n.clone(), *c))
                 .collect(),
+            labels: t.labels.clone(),
             rows,
         });
     }

@@ -274,6 +274,8 @@ async fn approved_requests_are_fulfilled_in_the_demo_platform(app: TestApp) {
         "WM20260301001",
         "WM20260512002",
         "订单与交易记录",
+        // Columns by the names the description gives them.
+        "订单号 / Order number",
     ] {
         assert!(report.contains(mine), "{mine} missing from the report");
     }
