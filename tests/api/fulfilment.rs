@@ -287,11 +287,7 @@ async fn approved_requests_are_fulfilled_in_the_demo_platform(app: TestApp) {
     let sub = app.submit("deletion", "cn").await;
     app.verify_by_code(&sub.reference).await;
     let id = app.id_of(&admin, &sub.reference).await;
-    app.staff_check(&admin, &id).await;
-    app.act_ok(&admin, &id, json!({ "command": "approve" }))
-        .await;
-    app.act_ok(&reviewer, &id, json!({ "command": "approve" }))
-        .await;
+    approve_deletion(&app, &admin, &reviewer, &id).await;
     let done = wait_for_status(&app, &admin, &id, "completed").await;
     assert!(done["fulfilment_started_at"].is_string(), "{done}");
     assert!(
@@ -382,3 +378,88 @@ on_both_backends!(a_failing_system_is_retried_then_shown_to_staff, |c| {
     c.worker.max_attempts = 2;
     c.worker.retry_base_seconds = 1;
 });
+
+/// A staff identity check and the two approvals a deletion needs.
+async fn approve_deletion(app: &TestApp, admin: &str, reviewer: &str, id: &str) {
+    app.staff_check(admin, id).await;
+    app.act_ok(admin, id, json!({ "command": "approve" })).await;
+    app.act_ok(reviewer, id, json!({ "command": "approve" }))
+        .await;
+}
+
+/// Runs the worker by hand until the queue has nothing due.
+async fn drain(app: &TestApp) {
+    let worker = std::sync::Arc::new(rightsflow::notifications::Worker::new(
+        app.services.clone(),
+        app.notifier.clone(),
+    ));
+    tokio::task::spawn_blocking(move || {
+        let stop = rightsflow::notifications::Shutdown::default();
+        while worker.run_once(&stop).unwrap() > 0 {}
+    })
+    .await
+    .unwrap();
+}
+
+async fn a_withdrawal_before_the_task_runs_cancels_it_and_nothing_is_touched(app: TestApp) {
+    let admin = app.admin_token().await;
+    let (_, reviewer) = app.staff("reviewer", Role::Reviewer).await;
+    let sub = app.submit("deletion", "cn").await;
+    drain(&app).await;
+    let session = app.verify_by_code(&sub.reference).await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    approve_deletion(&app, &admin, &reviewer, &id).await;
+    // One pass plans the task (its own row waits for the next pass)...
+    let worker = std::sync::Arc::new(rightsflow::notifications::Worker::new(
+        app.services.clone(),
+        app.notifier.clone(),
+    ));
+    tokio::task::spawn_blocking(move || {
+        worker
+            .run_once(&rightsflow::notifications::Shutdown::default())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (db, rid) = (app.services.db().clone(), id.clone());
+    let tasks = move || {
+        let (db, rid) = (db.clone(), rid.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                rightsflow::storage::tasks::for_request(&mut db.conn().unwrap(), &rid).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(tasks().await.len(), 1);
+    assert_eq!(tasks().await[0].task.status, "pending");
+    // ...and the subject withdraws before it runs: nothing had changed yet, so they may.
+    let res = app
+        .subject_post(&sub.reference, "withdraw", &session, &json!({}))
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    drain(&app).await;
+    assert_eq!(tasks().await[0].task.status, "cancelled");
+    let view = app.staff_get(&admin, &id).await;
+    assert_eq!(view["status"]["code"], "withdrawn");
+    assert!(view["fulfilment_started_at"].is_null());
+    // The platform still holds everything of his.
+    let d = Dataset::parse(DEMO_PLATFORM_DATASET).unwrap();
+    let path = app
+        .data_dir()
+        .join("demo-platform.db")
+        .display()
+        .to_string();
+    let mut t = Target::open(&path).unwrap();
+    let found = sql::access(&mut t, &d, &li_lei_by_email(), &[]).unwrap();
+    assert_eq!(rows_of(&found, "browsing_history").len(), 2);
+    assert_eq!(rows_of(&found, "users")[0]["name"], "李雷");
+}
+on_both_backends!(
+    a_withdrawal_before_the_task_runs_cancels_it_and_nothing_is_touched,
+    |c| {
+        c.fulfilment.demo_platform = true;
+        c.worker.in_serve = false;
+    }
+);
