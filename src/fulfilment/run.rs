@@ -21,7 +21,7 @@ use crate::domain::{Actor, Command, FreeText, Locale, RequestKind, Status};
 use crate::service::{requests, ServiceError, Services};
 use crate::storage::results::StoredResult;
 use crate::storage::rows::StoredRequest;
-use crate::storage::tasks::{self, CANCELLED, DONE};
+use crate::storage::tasks::{self, CANCELLED, DONE, WAIVED};
 use crate::storage::to_db_time;
 
 #[derive(Debug, thiserror::Error)]
@@ -263,8 +263,57 @@ pub fn perform(
     finish_if_all_done(s, registry, &r, now)
 }
 
-/// When every task of the request is done: complete it (only one caller wins), then hand the
-/// access report or portability export to the subject.
+/// A reviewer records why a task could not be done (e.g. a legal retention period under PIPL
+/// Art. 47: processing then stops except storage and security). The reason goes into the
+/// event log now, and into the completion the subject is sent once every task has ended.
+pub fn waive(
+    s: &Services,
+    actor: &Actor,
+    task_id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    if !matches!(actor, Actor::Staff { role, .. } if role.decides()) {
+        return Err(ServiceError::NotPermitted);
+    }
+    let reason = FreeText::parse(reason).map_err(|_| ServiceError::WaiveReasonMissing)?;
+    let task = tasks::find(&mut *s.db().conn()?, task_id)?.ok_or(ServiceError::NotFound)?;
+    if task.status != tasks::PENDING {
+        return Err(ServiceError::TaskEnded);
+    }
+    let label = s
+        .systems()
+        .find(&task.system)
+        .map_or_else(|| task.system.clone(), |x| x.label.clone());
+    let text = format!(
+        "fulfilment task waived: {label} ({}): {}",
+        task.action,
+        reason.as_str()
+    );
+    let text = FreeText::parse(&text).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    requests::act(
+        s,
+        &task.request_id,
+        actor,
+        &Command::Note { text },
+        None,
+        now,
+    )?;
+    let by = actor.staff_id().unwrap_or_default();
+    let result = json!({ "reason": reason.as_str(), "by": by });
+    if !tasks::finish(&mut *s.db().conn()?, &task.id, WAIVED, &result, now)? {
+        return Err(ServiceError::TaskEnded);
+    }
+    let r = requests::get(s, &task.request_id)?;
+    if r.state.status == Status::InProgress {
+        finish_if_all_done(s, s.systems(), &r, now)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// When every task of the request has ended (done, or waived with a reason): complete it (only
+/// one caller wins), then hand the access report or portability export to the subject.
 fn finish_if_all_done(
     s: &Services,
     registry: &Registry,
@@ -275,12 +324,29 @@ fn finish_if_all_done(
     if all.iter().any(|t| t.task.status == tasks::PENDING) {
         return Ok(());
     }
-    let summary = match r.locale {
-        Locale::ZhCn => "已在保存您个人信息的各系统中办理完毕。",
-        Locale::En => "Done in every system that holds your personal information.",
+    let mut summary = match r.locale {
+        Locale::ZhCn => "已在保存您个人信息的各系统中办理完毕。".to_owned(),
+        Locale::En => "Done in every system that holds your personal information.".to_owned(),
     };
+    // What could not be done, and why, in the reviewer's words.
+    for t in all.iter().filter(|t| t.task.status == WAIVED) {
+        let reason = t
+            .task
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .and_then(|v| v["reason"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let label = registry
+            .find(&t.task.system)
+            .map_or_else(|| t.task.system.clone(), |x| x.label.clone());
+        summary.push_str(&match r.locale {
+            Locale::ZhCn => format!("\n以下部分未能办理（{label}）：{reason}。除存储和必要的安全保护外，我们已停止处理这部分信息。"),
+            Locale::En => format!("\nNot done ({label}): {reason}. Apart from storing it and keeping it secure, we have stopped processing that information."),
+        });
+    }
     let complete = Command::Complete {
-        summary: FreeText::parse(summary).map_err(|e| FulfilError::Permanent(e.to_string()))?,
+        summary: FreeText::parse(&summary).map_err(|e| FulfilError::Permanent(e.to_string()))?,
     };
     match requests::act(s, &r.id, &Actor::System, &complete, None, now) {
         Ok(_) => {}
@@ -290,7 +356,10 @@ fn finish_if_all_done(
         }
         Err(e) => return Err(e.into()),
     }
-    if matches!(r.state.kind, RequestKind::Access | RequestKind::Portability) {
+    // A report only of what was found: none when every task was waived (the completion says
+    // why), rather than one that would read "nothing found".
+    let found_any = all.iter().any(|t| t.task.status == DONE);
+    if found_any && matches!(r.state.kind, RequestKind::Access | RequestKind::Portability) {
         let found: Vec<(String, Vec<TableRows>)> = all
             .iter()
             .filter(|t| t.task.status == DONE)

@@ -173,6 +173,12 @@ pub enum ServiceError {
     /// The actor's role does not allow this (outside the core's command rules).
     #[error("not permitted")]
     NotPermitted,
+    /// A waived task needs its reason.
+    #[error("say why the task cannot be done")]
+    WaiveReasonMissing,
+    /// The task has ended already (done, cancelled or waived).
+    #[error("the task has ended already")]
+    TaskEnded,
     /// Results belong to access and portability requests, once approved.
     #[error("a result can only be attached to an access or portability request in progress")]
     ResultNotAllowed,

@@ -14,6 +14,8 @@ pub const PENDING: &str = "pending";
 pub const DONE: &str = "done";
 /// The request ended (withdrawn, say) before the task ran: nothing was done.
 pub const CANCELLED: &str = "cancelled";
+/// A reviewer recorded why it could not be done (a legal retention period, a system gone).
+pub const WAIVED: &str = "waived";
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = fulfilment_tasks)]

@@ -224,6 +224,8 @@ impl From<ServiceError> for ApiError {
                 "您的角色无权执行此操作",
                 "Your role does not allow this",
             ),
+            S::WaiveReasonMissing => ApiError::invalid("reason_required", "请说明无法完成的原因（如法定保存期限）", "Say why it cannot be done (for example a legal retention period)"),
+            S::TaskEnded => ApiError::new(StatusCode::CONFLICT, "task_ended", "该任务已结束", "The task has ended already"),
             S::ResultNotAllowed => ApiError::new(
                 StatusCode::CONFLICT,
                 "result_not_allowed",

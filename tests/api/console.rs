@@ -124,6 +124,7 @@ async fn every_route_with_every_role(app: TestApp) {
         &staff_one,
         "/console/sign-out",
         "/console/account/totp",
+        &format!("/console/requests/{id}/tasks/x/waive"),
     ] {
         let res = anon.post(path, &[("command", "note"), ("text", "x")]).await;
         assert!(goes_to_sign_in(&res), "POST {path}");

@@ -365,16 +365,21 @@ async fn a_failing_system_is_retried_then_shown_to_staff(app: TestApp) {
         "in_progress"
     );
 }
-on_both_backends!(a_failing_system_is_retried_then_shown_to_staff, |c| {
+/// A data system 会员中心 (`crm`) whose database can never be opened: a SQLite file in a
+/// folder that does not exist, so every attempt fails to connect.
+fn unreachable_crm(c: &mut rightsflow::config::Config) {
     let dataset = c.data_dir.join("crm.toml");
     std::fs::write(&dataset, rightsflow::fulfilment::DEMO_PLATFORM_DATASET).unwrap();
     c.fulfilment.systems = vec![rightsflow::config::SystemConfig {
         name: "crm".into(),
         label: Some("会员中心".into()),
-        // A SQLite file in a folder that does not exist: every attempt fails to connect.
         url: rightsflow::config::Secret::new("/nonexistent-folder/crm.db"),
         dataset,
     }];
+}
+
+on_both_backends!(a_failing_system_is_retried_then_shown_to_staff, |c| {
+    crate::fulfilment::unreachable_crm(c);
     c.worker.max_attempts = 2;
     c.worker.retry_base_seconds = 1;
 });
@@ -461,5 +466,90 @@ on_both_backends!(
     |c| {
         c.fulfilment.demo_platform = true;
         c.worker.in_serve = false;
+    }
+);
+
+async fn a_reviewer_records_why_a_task_cannot_be_done_and_the_request_completes(app: TestApp) {
+    let admin = app.admin_token().await;
+    app.staff("agent", Role::Agent).await;
+    let sub = app.submit("access", "cn").await;
+    app.verify_by_code(&sub.reference).await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    app.act_ok(&admin, &id, json!({ "command": "approve" }))
+        .await;
+    let admin_console = crate::console::Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page_path = format!("/console/requests/{id}");
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = admin_console.get(&page_path).await.text().await.unwrap();
+        if page.contains("data-state=\"failed\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let task = page
+        .split("/tasks/")
+        .nth(1)
+        .and_then(|t| t.split('/').next())
+        .expect("a waive form on the failed task")
+        .to_owned();
+    let waive = format!("/console/requests/{id}/tasks/{task}/waive");
+    // An agent may not; an empty reason is refused; neither changes anything.
+    let agent = crate::console::Console::sign_in(
+        &app,
+        "agent@rightsflow.test",
+        crate::helpers::STAFF_PASSWORD,
+    )
+    .await;
+    let res = agent.post(&waive, &[("reason", "不做了")]).await;
+    assert_eq!(res.status(), reqwest::StatusCode::FORBIDDEN);
+    let res = admin_console.post(&waive, &[("reason", "  ")]).await;
+    assert_eq!(res.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.staff_get(&admin, &id).await["status"]["code"],
+        "in_progress"
+    );
+    // A reviewer's reason: the task is waived, the request completes and says why.
+    let reason = "该系统中的订单须依法保存三年（《电子商务法》第三十一条）";
+    let res = admin_console.post(&waive, &[("reason", reason)]).await;
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    let view = app.staff_get(&admin, &id).await;
+    assert_eq!(view["status"]["code"], "completed", "{view}");
+    let complete = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["command"] == "complete")
+        .unwrap()["details"]["summary"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        complete.contains(reason) && complete.contains("会员中心"),
+        "{complete}"
+    );
+    assert!(notes(&view)
+        .iter()
+        .any(|n| n.contains("waived") && n.contains(reason)));
+    let page = admin_console.get(&page_path).await.text().await.unwrap();
+    assert!(page.contains("data-state=\"waived\""));
+    // Nothing was found, so no report claims otherwise.
+    let (db, rid) = (app.services.db().clone(), id.clone());
+    let results = tokio::task::spawn_blocking(move || {
+        let now = rightsflow::storage::to_db_time(chrono::Utc::now());
+        rightsflow::storage::results::live_for_request(&mut db.conn().unwrap(), &rid, now).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(results.is_empty(), "no report when nothing was found");
+    // Ended: a second waiver is refused.
+    let res = admin_console.post(&waive, &[("reason", reason)]).await;
+    assert_eq!(res.status(), reqwest::StatusCode::CONFLICT);
+}
+on_both_backends!(
+    a_reviewer_records_why_a_task_cannot_be_done_and_the_request_completes,
+    |c| {
+        crate::fulfilment::unreachable_crm(c);
+        c.worker.max_attempts = 1;
     }
 );

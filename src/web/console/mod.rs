@@ -43,6 +43,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/console/requests/{id}/actions",
             web::post().to(request::act),
         )
+        .route(
+            "/console/requests/{id}/tasks/{task}/waive",
+            web::post().to(request::waive),
+        )
         .route("/console/staff", web::get().to(staff_admin::list))
         .route("/console/staff", web::post().to(staff_admin::add))
         .route("/console/staff/{id}", web::post().to(staff_admin::change));

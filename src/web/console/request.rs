@@ -125,6 +125,8 @@ fn context_for(
                 other => other,
             };
             json!({
+                "id": t.task.id,
+                "open": t.task.status == crate::storage::tasks::PENDING,
                 "system": systems.find(&t.task.system).map_or(t.task.system.as_str(), |x| x.label.as_str()),
                 "action": page.t(&format!("tasks.actions.{}", t.task.action)),
                 "state": page.t(&format!("tasks.states.{state}")),
@@ -205,6 +207,8 @@ fn context_for(
         "messages": messages,
         "results": results,
         "tasks": tasks,
+        // Reviewers and admins record why a task cannot be done.
+        "can_waive": matches!(&user.actor, crate::domain::Actor::Staff { role, .. } if role.decides()),
         "read_only": allowed.is_empty(),
         "can": can,
         "complaint": kind == crate::domain::RequestKind::Complaint,
@@ -516,6 +520,47 @@ pub async fn act(
         Err(e) => {
             let msg = e.message(page.locale).to_owned();
             render(&req, &s, &n, &user, r, Shown::error(e.status(), msg)).await
+        }
+    }
+}
+
+/// A reviewer records why a fulfilment task cannot be done (`reason`); the request completes
+/// once every task has ended, and the subject is told the reason.
+pub async fn waive(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    n: Tpl,
+    path: web::Path<(String, String)>,
+    body: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let (user, page, posted) = match form(&req, &s, &n, body).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let (id, task) = path.into_inner();
+    let reason = posted.one("reason").unwrap_or_default().to_owned();
+    let (services, actor) = (s.clone(), user.actor.clone());
+    let done = blocking(move || {
+        crate::fulfilment::run::waive(&services, &actor, &task, &reason, crate::service::now())
+    })
+    .await;
+    match done {
+        Ok(()) => finish(
+            page.redirect(&format!("/console/requests/{id}?done=1")),
+            &user,
+        ),
+        Err(e) if e.status() == StatusCode::FORBIDDEN || e.status() == StatusCode::NOT_FOUND => {
+            super::error_page(&page, &n, &user, &e)
+        }
+        Err(e) => {
+            let services = s.clone();
+            match blocking(move || requests::get(&services, &id)).await {
+                Ok(r) => {
+                    let msg = e.message(page.locale).to_owned();
+                    render(&req, &s, &n, &user, r, Shown::error(e.status(), msg)).await
+                }
+                Err(e) => super::error_page(&page, &n, &user, &e),
+            }
         }
     }
 }
