@@ -139,7 +139,7 @@ pub fn send_webhook(s: &Services, row: &OutboxRow) -> Result<(), FulfilError> {
         .build()
         .into();
     let timestamp = Utc::now().timestamp();
-    let signature = crate::notifications::sms::signature(secret.expose(), timestamp, &row.payload);
+    let signature = crate::auth::signing::signature(secret.expose(), timestamp, &row.payload);
     let res = agent
         .post(url)
         .header("Content-Type", "application/json")

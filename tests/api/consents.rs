@@ -143,7 +143,7 @@ async fn the_ledger(backend: Backend) {
         let ts: i64 = h("x-rightsflow-timestamp").parse().unwrap();
         assert_eq!(
             h("x-rightsflow-signature"),
-            rightsflow::notifications::sms::signature(WEBHOOK_SECRET, ts, body)
+            rightsflow::auth::signing::signature(WEBHOOK_SECRET, ts, body)
         );
         let event: Value = serde_json::from_str(body).unwrap();
         assert_eq!(event["platform_user_id"], user);
