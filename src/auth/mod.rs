@@ -7,3 +7,12 @@ pub mod token;
 pub mod totp;
 
 pub use token::{StaffClaims, TokenError, TokenKeys};
+
+/// Compares two secrets (codes, tokens, keys) in constant time for their length.
+pub fn equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

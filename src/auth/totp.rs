@@ -73,15 +73,11 @@ pub fn matching_step(secret: &str, typed: &str, unix_now: i64, after: Option<i64
     let mut found = None;
     for step in now - DRIFT_STEPS..=now + DRIFT_STEPS {
         let code = code_at(secret, step)?;
-        if constant_time_eq(code.as_bytes(), typed.as_bytes()) && after.is_none_or(|a| step > a) {
+        if super::equal(&code, &typed) && after.is_none_or(|a| step > a) {
             found = Some(step);
         }
     }
     found
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The `otpauth://` address an authenticator app reads from the QR code.

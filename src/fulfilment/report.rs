@@ -53,7 +53,6 @@ pub fn access_html(
     for (system, tables) in found {
         for table in tables {
             let mut cats: Vec<DataCategory> = table.categories.values().copied().collect();
-            cats.dedup();
             cats.sort_by_key(|c| c.as_str());
             cats.dedup();
             for cat in cats {

@@ -73,15 +73,6 @@ fn code_hash(s: &Services, challenge_id: &str, code: &str) -> String {
         .keyed_hash(&format!("{challenge_id}:{}", code.trim()))
 }
 
-/// Compares two secrets in constant time (for their length).
-pub fn equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// Sends a new one-time code (and a magic link with it) to the contact the request gave, at
 /// most once per `resend_seconds`. The code is kept only as a keyed hash; the message carrying
 /// it sits in the outbox until sent.
@@ -233,7 +224,7 @@ pub fn verify_code(
         ))
     } else if from_db_time(challenge.expires_at) <= now {
         Some((VerificationFailure::Expired, ServiceError::CodeExpired))
-    } else if !equal(&code_hash(s, &challenge.id, code), &challenge.code_hash) {
+    } else if !crate::auth::equal(&code_hash(s, &challenge.id, code), &challenge.code_hash) {
         let attempts = store::count_wrong_attempt(&mut conn, &challenge.id, max, now)?;
         let error = if attempts >= max {
             ServiceError::ChallengeLocked

@@ -50,14 +50,13 @@ pub fn create(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let mut run = OutboxRow::new(
+    let run = OutboxRow::new(
         uuid::Uuid::new_v4().to_string(),
         Some(request_id),
         FULFIL,
         serde_json::json!({ "task": id }).to_string(),
         at,
     );
-    run.event_seq = None;
     let row = TaskRow {
         id,
         request_id: request_id.to_owned(),

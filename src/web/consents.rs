@@ -20,10 +20,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The platform's key, or the answer that ends the request.
 fn platform(req: &HttpRequest, s: &Services) -> Result<(), ApiError> {
     let Some(key) = &s.consents().api_key else {
@@ -40,7 +36,7 @@ fn platform(req: &HttpRequest, s: &Services) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), key.expose().as_bytes()) {
+    if crate::auth::equal(given, key.expose()) {
         Ok(())
     } else {
         Err(ApiError::unauthorized())

@@ -48,7 +48,7 @@ pub fn check(req: &HttpRequest, submitted: Option<&str>) -> bool {
     let (Some(cookie), Some(submitted)) = (req.cookie(COOKIE), submitted) else {
         return false;
     };
-    cookie.value().len() == 43 && crate::service::verification::equal(cookie.value(), submitted)
+    cookie.value().len() == 43 && crate::auth::equal(cookie.value(), submitted)
 }
 
 /// The answer to a form whose token is missing or wrong (portal and console alike).
