@@ -55,6 +55,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// The staff console's queue and dashboard on a large table.
     Console(crate::bench::ConsoleBenchArgs),
+    /// A portability package for a subject with many rows: time and peak memory.
+    Package(crate::bench::PackageBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +150,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             which: BenchCommand::Console(args),
         } => {
             crate::bench::console(args).await?;
+        }
+        Command::Bench {
+            which: BenchCommand::Package(args),
+        } => {
+            crate::bench::package(args).await?;
         }
         Command::Deadline(args) => {
             let calendars = load_calendars(&config)?;

@@ -142,6 +142,9 @@ pub struct Config {
     pub listen: String,
     /// HS256 key for staff tokens; generated and kept in the data folder when unset.
     pub jwt_secret: Option<Secret>,
+    /// AES-256 key (64 hex digits) sealing results at rest; generated and kept in the data
+    /// folder when unset.
+    pub data_key: Option<Secret>,
     pub staff_token_minutes: i64,
     pub log_format: LogFormat,
     pub admin_email: String,
@@ -252,6 +255,7 @@ impl Default for Config {
             database_pool_size: 8,
             listen: "127.0.0.1:8080".into(),
             jwt_secret: None,
+            data_key: None,
             staff_token_minutes: 60,
             log_format: LogFormat::Pretty,
             admin_email: "admin@localhost".into(),
@@ -336,6 +340,9 @@ impl Config {
         }
         if let Some(v) = get("RIGHTSFLOW_JWT_SECRET") {
             self.jwt_secret = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_DATA_KEY") {
+            self.data_key = Some(Secret(v));
         }
         if let Some(v) = get("RIGHTSFLOW_ADMIN_EMAIL") {
             self.admin_email = v;

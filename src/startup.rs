@@ -56,20 +56,49 @@ pub fn open_database(config: &Config) -> Result<Database, StartupError> {
     Ok(db)
 }
 
-/// The staff-token key: from config, or generated once and kept in the data folder.
-fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
-    if let Some(secret) = &config.jwt_secret {
-        return Ok(secret.expose().as_bytes().to_vec());
+/// A secret from config, or generated once (32 random bytes, hex) and kept in the data folder
+/// under `file`, with a warning naming the variable that should set it in production.
+fn kept_secret(
+    config: &Config,
+    configured: Option<&crate::config::Secret>,
+    file: &str,
+    variable: &str,
+) -> Result<String, StartupError> {
+    if let Some(secret) = configured {
+        return Ok(secret.expose().to_owned());
     }
-    let path = config.data_dir.join("jwt-secret");
+    let path = config.data_dir.join(file);
     let fail = |e: std::io::Error| StartupError::Secrets(format!("{}: {e}", path.display()));
     if !path.exists() {
         std::fs::create_dir_all(&config.data_dir).map_err(fail)?;
         write_private(&path, &random_hex(32)).map_err(fail)?;
     }
-    tracing::warn!(path = %path.display(), "RIGHTSFLOW_JWT_SECRET is not set; using the secret generated in the data folder (set it in production)");
+    tracing::warn!(path = %path.display(), "{variable} is not set; using the secret generated in the data folder (set it in production)");
     let text = std::fs::read_to_string(&path).map_err(fail)?;
-    Ok(text.trim().as_bytes().to_vec())
+    Ok(text.trim().to_owned())
+}
+
+/// The staff-token key.
+fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
+    kept_secret(
+        config,
+        config.jwt_secret.as_ref(),
+        "jwt-secret",
+        "RIGHTSFLOW_JWT_SECRET",
+    )
+    .map(String::into_bytes)
+}
+
+/// The key results are sealed under.
+fn data_key(config: &Config) -> Result<crate::auth::sealing::DataKey, StartupError> {
+    let hex = kept_secret(
+        config,
+        config.data_key.as_ref(),
+        "data-key",
+        "RIGHTSFLOW_DATA_KEY",
+    )?;
+    crate::auth::sealing::DataKey::from_hex(&hex)
+        .map_err(|e| StartupError::Secrets(format!("data key: {e}")))
 }
 
 /// `bytes` random bytes from the OS-seeded CSPRNG, hex-encoded.
@@ -119,14 +148,18 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
     let systems =
         crate::fulfilment::registry::Registry::from_config(&config.fulfilment, &config.data_dir)
             .map_err(|e| StartupError::Config(format!("fulfilment: {e}")))?;
+    let fulfilment = crate::service::FulfilmentSettings {
+        systems,
+        consents: config.consents.clone(),
+        data_key: data_key(config)?,
+    };
     Ok(Services::new(
         db,
         config.policy.clone(),
         calendars,
         tokens,
         identity,
-        systems,
-        config.consents.clone(),
+        fulfilment,
     ))
 }
 

@@ -2,6 +2,7 @@
 //! sessions and magic links.
 
 pub mod password;
+pub mod sealing;
 pub mod signing;
 pub mod token;
 pub mod totp;

@@ -47,6 +47,18 @@ impl Registry {
                 )
             })?;
             let dataset = Dataset::parse(&text).map_err(|e| format!("system {}: {e}", s.name))?;
+            // The name becomes file names in packages and appears in notes: plain words only.
+            if !(1..=64).contains(&s.name.len())
+                || !s
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "system name {:?}: use 1-64 of a-z, 0-9, - and _",
+                    s.name
+                ));
+            }
             if systems.iter().any(|x: &System| x.name == s.name) {
                 return Err(format!("system {} is configured twice", s.name));
             }

@@ -9,20 +9,19 @@
 //! - When the last task of a request is done, the request is completed by the system, and an
 //!   access or portability request gets its report or export to download.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::dataset::Dataset;
 use super::registry::Registry;
-use super::sql::{self, SubjectKeys, TableRows, Target};
+use super::sql::{self, SubjectKeys, Target};
 use crate::domain::details::{DataCategory, DeletionScope, RequestDetails};
 use crate::domain::{Actor, Command, FreeText, Locale, RequestKind, Status};
 use crate::service::{requests, ServiceError, Services};
-use crate::storage::results::StoredResult;
+use crate::storage::outbox::{self, OutboxRow};
 use crate::storage::rows::StoredRequest;
 use crate::storage::tasks::{self, CANCELLED, DONE, WAIVED};
-use crate::storage::to_db_time;
+use crate::storage::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FulfilError {
@@ -36,6 +35,12 @@ pub enum FulfilError {
 
 impl From<ServiceError> for FulfilError {
     fn from(e: ServiceError) -> Self {
+        FulfilError::Transient(e.to_string())
+    }
+}
+
+impl From<sql::ConnectorError> for FulfilError {
+    fn from(e: sql::ConnectorError) -> Self {
         FulfilError::Transient(e.to_string())
     }
 }
@@ -63,7 +68,7 @@ fn details(r: &StoredRequest) -> Option<RequestDetails> {
 }
 
 /// The categories a request names (empty: all).
-fn categories(r: &StoredRequest) -> Vec<DataCategory> {
+pub(crate) fn categories(r: &StoredRequest) -> Vec<DataCategory> {
     match details(r) {
         Some(RequestDetails::Access(d)) => d.categories,
         Some(RequestDetails::Portability(d)) => d.categories,
@@ -103,7 +108,7 @@ fn concerns(d: &Dataset, r: &StoredRequest) -> bool {
     }
 }
 
-fn keys_of(r: &StoredRequest) -> SubjectKeys {
+pub(crate) fn keys_of(r: &StoredRequest) -> SubjectKeys {
     SubjectKeys {
         platform_user_id: r.platform_user_id.clone(),
         email: r.contact.email.as_ref().map(|e| e.as_str().to_owned()),
@@ -206,9 +211,22 @@ pub fn perform(
     let connector = |e: sql::ConnectorError| FulfilError::Transient(e.to_string());
     let (result, summary) = match task.action.as_str() {
         "access" => {
-            let found = sql::access(&mut target, d, &keys, &categories(&r)).map_err(connector)?;
-            let rows: usize = found.iter().map(|t| t.rows.len()).sum();
-            (json!({ "tables": found }), format!("{rows} rows found"))
+            // Counts only: the report or package reads the rows when every task is done,
+            // as a stream, rather than keeping them all here.
+            let subject = sql::Subject::find(&mut target, d, &keys).map_err(connector)?;
+            let asked = categories(&r);
+            let mut tables = vec![];
+            let mut rows = 0;
+            for t in d
+                .tables
+                .iter()
+                .filter(|t| !sql::columns_in(t, &asked).is_empty())
+            {
+                let n = sql::count(&mut target, t, &subject).map_err(connector)?;
+                rows += n;
+                tables.push(json!({ "table": t.name, "rows": n }));
+            }
+            (json!({ "tables": tables }), format!("{rows} rows found"))
         }
         "deletion" => {
             let cats = categories(&r);
@@ -312,8 +330,9 @@ pub fn waive(
     Ok(())
 }
 
-/// When every task of the request has ended (done, or waived with a reason): complete it (only
-/// one caller wins), then hand the access report or portability export to the subject.
+/// When every task of the request has ended (done, or waived with a reason): an access or
+/// portability request with something found gets its result built first (an outbox row of its
+/// own: retried, and never holding up the task that ended last); anything else is completed now.
 fn finish_if_all_done(
     s: &Services,
     registry: &Registry,
@@ -324,11 +343,54 @@ fn finish_if_all_done(
     if all.iter().any(|t| t.task.status == tasks::PENDING) {
         return Ok(());
     }
+    // A report only of what was found: none when every task was waived (the completion says
+    // why), rather than one that would read "nothing found".
+    let found_any = all.iter().any(|t| t.task.status == DONE);
+    if found_any && matches!(r.state.kind, RequestKind::Access | RequestKind::Portability) {
+        let row = OutboxRow::new(
+            format!("{}:{}", super::package::BUILD_RESULT, r.id),
+            Some(&r.id),
+            super::package::BUILD_RESULT,
+            json!({ "request": r.id }).to_string(),
+            now,
+        );
+        return match outbox::insert(&mut *s.db().conn().map_err(ServiceError::from)?, &row) {
+            // Two tasks ended together: one row is enough.
+            Ok(()) | Err(StoreError::Duplicate(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    complete(s, registry, r, now)
+}
+
+/// The `build_result` row: builds the result (unless built already), then completes.
+pub fn build_then_complete(
+    s: &Services,
+    registry: &Registry,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), FulfilError> {
+    let r = requests::get(s, request_id)?;
+    if r.state.status != Status::InProgress {
+        return Ok(());
+    }
+    super::package::build(s, registry, &r, now)?;
+    complete(s, registry, &r, now)
+}
+
+/// Completes the request by the system (only one caller wins), saying what could not be done
+/// and why, in the reviewer's words.
+fn complete(
+    s: &Services,
+    registry: &Registry,
+    r: &StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<(), FulfilError> {
+    let all = tasks::for_request(&mut *s.db().conn().map_err(ServiceError::from)?, &r.id)?;
     let mut summary = match r.locale {
         Locale::ZhCn => "已在保存您个人信息的各系统中办理完毕。".to_owned(),
         Locale::En => "Done in every system that holds your personal information.".to_owned(),
     };
-    // What could not be done, and why, in the reviewer's words.
     for t in all.iter().filter(|t| t.task.status == WAIVED) {
         let reason = t
             .task
@@ -355,55 +417,6 @@ fn finish_if_all_done(
             return Ok(())
         }
         Err(e) => return Err(e.into()),
-    }
-    // A report only of what was found: none when every task was waived (the completion says
-    // why), rather than one that would read "nothing found".
-    let found_any = all.iter().any(|t| t.task.status == DONE);
-    if found_any && matches!(r.state.kind, RequestKind::Access | RequestKind::Portability) {
-        let found: Vec<(String, Vec<TableRows>)> = all
-            .iter()
-            .filter(|t| t.task.status == DONE)
-            .filter_map(|t| {
-                let v: Value = serde_json::from_str(t.task.result.as_deref()?).ok()?;
-                let tables: Vec<TableRows> = serde_json::from_value(v["tables"].clone()).ok()?;
-                let label = registry
-                    .find(&t.task.system)
-                    .map_or_else(|| t.task.system.clone(), |x| x.label.clone());
-                Some((label, tables))
-            })
-            .collect();
-        let (file_name, content_type, body) = if r.state.kind == RequestKind::Access {
-            (
-                format!("{}-access-report.html", r.reference),
-                "text/html; charset=utf-8",
-                super::report::access_html(r, &found, now).into_bytes(),
-            )
-        } else {
-            (
-                format!("{}-export.json", r.reference),
-                "application/json",
-                super::report::portability_json(r, &found, now).into_bytes(),
-            )
-        };
-        let sha256: String = Sha256::digest(&body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let row = StoredResult {
-            id: uuid::Uuid::new_v4().to_string(),
-            request_id: r.id.clone(),
-            file_name,
-            content_type: content_type.into(),
-            size: body.len() as i64,
-            body,
-            sha256,
-            created_by: "system".into(),
-            created_at: to_db_time(now),
-            expires_at: to_db_time(now + Duration::days(crate::service::results::LIFETIME_DAYS)),
-            downloads: 0,
-            last_downloaded_at: None,
-        };
-        crate::storage::results::insert(&mut *s.db().conn().map_err(ServiceError::from)?, &row)?;
     }
     tracing::info!(reference = %r.reference, "fulfilment complete");
     Ok(())

@@ -237,6 +237,106 @@ pub struct TableRows {
     pub rows: Vec<serde_json::Value>,
 }
 
+/// The subject's ids in one system, found once (see [`subject_ids`]); what the streaming
+/// reads below take.
+pub struct Subject {
+    ids: Vec<Value>,
+}
+
+impl Subject {
+    pub fn find(
+        target: &mut Target,
+        d: &Dataset,
+        keys: &SubjectKeys,
+    ) -> Result<Subject, ConnectorError> {
+        Ok(Subject {
+            ids: subject_ids(target, d, keys)?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// The columns of `table` in `categories` (all described columns when empty), in name order.
+pub fn columns_in<'t>(table: &'t Table, categories: &[DataCategory]) -> Vec<&'t str> {
+    table
+        .columns
+        .iter()
+        .filter(|(_, c)| categories.is_empty() || categories.contains(c))
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+/// How many of the subject's rows `table` holds.
+pub fn count(target: &mut Target, table: &Table, subject: &Subject) -> Result<i64, ConnectorError> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let (cond, binds) = condition(table, &subject.ids);
+    let sql = format!("SELECT COUNT(*) AS n FROM \"{}\" WHERE {cond}", table.name);
+    let found: Vec<Count> = match target {
+        Target::Sqlite(c) => boxed!(diesel::sqlite::Sqlite, sql, &binds).load(c)?,
+        Target::Postgres(c) => boxed!(diesel::pg::Pg, numbered(&sql), &binds).load(c)?,
+    };
+    Ok(found.first().map_or(0, |c| c.n))
+}
+
+/// Hands each of the subject's rows of `table` (the listed columns, as a JSON object) to `f`
+/// as the database returns it: one row in memory at a time, whether there are ten or a
+/// million (SQLite steps the statement; PostgreSQL sends rows one by one). Returns how many.
+pub fn each_row<E: From<ConnectorError>>(
+    target: &mut Target,
+    table: &Table,
+    subject: &Subject,
+    columns: &[&str],
+    mut f: impl FnMut(serde_json::Value) -> Result<(), E>,
+) -> Result<usize, E> {
+    let (cond, binds) = condition(table, &subject.ids);
+    // In the table's key order when it has one, so a package reads the same each time.
+    let order = table
+        .key
+        .as_deref()
+        .map(|k| format!(" ORDER BY \"{k}\""))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT {} AS row FROM \"{}\" WHERE {cond}{order}",
+        target.json_of(columns),
+        table.name
+    );
+    let mut n = 0;
+    let mut each = |row: Result<JsonRow, diesel::result::Error>| -> Result<(), E> {
+        let row = row.map_err(ConnectorError::from)?;
+        let value = serde_json::from_str(&row.row).map_err(|e| {
+            ConnectorError::Connect(format!("the database returned a row that is not JSON: {e}"))
+        })?;
+        n += 1;
+        f(value)
+    };
+    match target {
+        Target::Sqlite(c) => {
+            let rows = boxed!(diesel::sqlite::Sqlite, sql, &binds)
+                .load_iter::<JsonRow, diesel::connection::DefaultLoadingMode>(c)
+                .map_err(ConnectorError::from)?;
+            for row in rows {
+                each(row)?;
+            }
+        }
+        Target::Postgres(c) => {
+            let rows = boxed!(diesel::pg::Pg, numbered(&sql), &binds)
+                .load_iter::<JsonRow, diesel::pg::PgRowByRowLoadingMode>(c)
+                .map_err(ConnectorError::from)?;
+            for row in rows {
+                each(row)?;
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Access and portability: every described column of the subject's rows in the tables that
 /// hold any of `categories` (all when empty), only those columns.
 pub fn access(

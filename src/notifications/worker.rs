@@ -13,6 +13,7 @@ use super::expand::expand;
 use super::mail::EmailPayload;
 use super::sms::SmsPayload;
 use super::{Notifier, NotifyError};
+use crate::fulfilment::package::BUILD_RESULT;
 use crate::fulfilment::run;
 use crate::service::{now, Services};
 use crate::storage::consents::CONSENT_WEBHOOK;
@@ -115,6 +116,12 @@ impl Worker {
                 let s = &self.services;
                 run::plan(s, s.systems(), request_id, now())
                     .map(|_| ())
+                    .map_err(NotifyError::from)
+            }
+            BUILD_RESULT => {
+                let request_id = row.request_id.as_deref().unwrap_or_default();
+                let s = &self.services;
+                run::build_then_complete(s, s.systems(), request_id, now())
                     .map_err(NotifyError::from)
             }
             CONSENT_WEBHOOK => crate::fulfilment::consents::send_webhook(&self.services, row)

@@ -33,6 +33,15 @@ struct Inner {
     public_url: String,
     systems: crate::fulfilment::registry::Registry,
     consents: crate::config::ConsentConfig,
+    data_key: crate::auth::sealing::DataKey,
+}
+
+/// What fulfilment needs: the data systems, the consent ledger's settings, and the key results
+/// are sealed under.
+pub struct FulfilmentSettings {
+    pub systems: crate::fulfilment::registry::Registry,
+    pub consents: crate::config::ConsentConfig,
+    pub data_key: crate::auth::sealing::DataKey,
 }
 
 /// What the identity checks need besides the database: limits, the platform's key, and the
@@ -50,14 +59,18 @@ impl Services {
         calendars: CalendarSet,
         tokens: TokenKeys,
         identity: IdentitySettings,
-        systems: crate::fulfilment::registry::Registry,
-        consents: crate::config::ConsentConfig,
+        fulfilment: FulfilmentSettings,
     ) -> Services {
         let IdentitySettings {
             verification,
             platform,
             public_url,
         } = identity;
+        let FulfilmentSettings {
+            systems,
+            consents,
+            data_key,
+        } = fulfilment;
         Services {
             inner: Arc::new(Inner {
                 db,
@@ -69,6 +82,7 @@ impl Services {
                 public_url,
                 systems,
                 consents,
+                data_key,
             }),
         }
     }
@@ -76,6 +90,11 @@ impl Services {
     /// The consent ledger's settings.
     pub fn consents(&self) -> &crate::config::ConsentConfig {
         &self.inner.consents
+    }
+
+    /// The key results are sealed under at rest.
+    pub fn data_key(&self) -> &crate::auth::sealing::DataKey {
+        &self.inner.data_key
     }
 
     /// The data systems approved requests are fulfilled in.

@@ -1,12 +1,14 @@
-//! Results for the subject: staff attach the access report or portability export they
-//! prepared (until #7's connectors produce them), and the verified subject downloads it
-//! through their session, within the link's lifetime, each download counted.
+//! Results for the subject: the access report or portability package fulfilment made, or a
+//! file staff attach; sealed at rest (AES-256-GCM, `storage::blobs`). The verified subject
+//! downloads it through their session, within the link's lifetime, each download counted, as a
+//! stream of chunks; expired results' bytes are purged.
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{requests, ServiceError, Services};
 use crate::domain::{Actor, Command, FreeText, RequestKind, Status};
+use crate::storage::blobs::{self, Sealed, SealedWriter};
 use crate::storage::results::{self as store, ResultMeta, StoredResult};
 use crate::storage::rows::StoredRequest;
 use crate::storage::{to_db_time, StoreError};
@@ -62,22 +64,53 @@ pub fn attach(
         None,
         now,
     )?;
+    let mut writer = SealedWriter::new(s.db(), s.data_key(), now);
+    std::io::Write::write_all(&mut writer, &new.body)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let sealed = writer.finish()?;
+    let meta = keep(
+        s,
+        &request,
+        &new.file_name,
+        &new.content_type,
+        &staff_id,
+        sealed,
+        now,
+    )?;
+    tracing::info!(reference = %request.reference, size = meta.size, "result attached");
+    Ok(meta)
+}
+
+/// Hands a sealed blob to the subject as a result of `request`, downloadable for
+/// [`LIFETIME_DAYS`].
+pub fn keep(
+    s: &Services,
+    request: &StoredRequest,
+    file_name: &str,
+    content_type: &str,
+    created_by: &str,
+    sealed: Sealed,
+    now: DateTime<Utc>,
+) -> Result<ResultMeta, ServiceError> {
     let row = StoredResult {
         id: uuid::Uuid::new_v4().to_string(),
         request_id: request.id.clone(),
-        file_name: new.file_name,
-        content_type: new.content_type,
-        size: new.body.len() as i64,
-        body: new.body,
-        sha256,
-        created_by: staff_id,
+        file_name: file_name.to_owned(),
+        content_type: content_type.to_owned(),
+        size: sealed.size,
+        body: vec![],
+        sha256: sealed.sha256,
+        created_by: created_by.to_owned(),
         created_at: to_db_time(now),
         expires_at: to_db_time(now + Duration::days(LIFETIME_DAYS)),
         downloads: 0,
         last_downloaded_at: None,
+        blob_id: Some(sealed.blob_id),
+        key_id: Some(sealed.key_id),
+        chunks: sealed.chunks,
+        purged_at: None,
     };
     store::insert(&mut *s.db().conn()?, &row)?;
-    tracing::info!(reference = %request.reference, size = row.size, "result attached");
     Ok(ResultMeta {
         id: row.id,
         file_name: row.file_name,
@@ -103,7 +136,8 @@ pub fn live(
     )?)
 }
 
-/// One download by the subject whose session opened `request`.
+/// One download by the subject whose session opened `request`: the file's row, counted. Its
+/// bytes are read with [`each_chunk`].
 pub fn download(
     s: &Services,
     request: &StoredRequest,
@@ -123,4 +157,47 @@ pub fn download(
         Err(StoreError::NotFound) => Err(ServiceError::NotFound),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Hands a result's plain bytes to `send`, one chunk at a time, until the end or until `send`
+/// says stop (the client went away). A result kept before sealing existed is one chunk.
+pub fn each_chunk(
+    s: &Services,
+    file: &StoredResult,
+    mut send: impl FnMut(Vec<u8>) -> bool,
+) -> Result<(), ServiceError> {
+    let Some(blob) = &file.blob_id else {
+        send(file.body.clone());
+        return Ok(());
+    };
+    let key = s.data_key();
+    if file.key_id.as_deref() != Some(key.id()) {
+        return Err(ServiceError::Internal(format!(
+            "result sealed under key {}, which is not configured",
+            file.key_id.as_deref().unwrap_or("?")
+        )));
+    }
+    for seq in 0..file.chunks {
+        let plain = blobs::read_chunk(&mut *s.db().conn()?, key, blob, seq, file.chunks)?;
+        if !send(plain) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Purges the bytes of expired results (and chunks no result owns): the scheduled job.
+pub fn purge_expired(s: &Services, now: DateTime<Utc>) -> Result<usize, ServiceError> {
+    let mut total = 0;
+    loop {
+        let n = store::purge_expired(&mut *s.db().conn()?, to_db_time(now), 100)?;
+        total += n;
+        if n < 100 {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(results = total, "expired results purged");
+    }
+    Ok(total)
 }

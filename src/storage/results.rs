@@ -1,10 +1,11 @@
-//! Results handed to the subject: an access report or a portability export, with its
-//! download count. The body sits in the row (results are small until #7 streams packages).
+//! Results handed to the subject: an access report or a portability package, with its
+//! download count. The bytes are a sealed blob (`blobs.rs`); `body` holds only what rows
+//! written before sealing existed kept in the clear.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::request_results;
+use super::schema::{request_results, result_chunks};
 use super::{DbConnection, StoreError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -22,6 +23,10 @@ pub struct StoredResult {
     pub expires_at: NaiveDateTime,
     pub downloads: i32,
     pub last_downloaded_at: Option<NaiveDateTime>,
+    pub blob_id: Option<String>,
+    pub key_id: Option<String>,
+    pub chunks: i32,
+    pub purged_at: Option<NaiveDateTime>,
 }
 
 /// What the pages show of a result: everything but the body.
@@ -84,4 +89,49 @@ pub fn take_download(
             .execute(c)?;
         Ok(found)
     })
+}
+
+/// Deletes the bytes of results whose link has expired (their rows stay: name, size, SHA-256
+/// and downloads are the evidence of what was handed over), at most `batch` at a time, and the
+/// chunks of blobs a crashed build left without a result a day ago. Returns the results purged.
+pub fn purge_expired(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    batch: i64,
+) -> Result<usize, StoreError> {
+    let expired: Vec<(String, Option<String>)> = request_results::table
+        .filter(request_results::expires_at.le(now))
+        .filter(request_results::purged_at.is_null())
+        .order(request_results::expires_at.asc())
+        .limit(batch)
+        .select((request_results::id, request_results::blob_id))
+        .load(conn)?;
+    for (id, blob) in &expired {
+        conn.transaction::<_, StoreError, _>(|c| {
+            if let Some(blob) = blob {
+                super::blobs::delete(c, blob)?;
+            }
+            diesel::update(request_results::table.filter(request_results::id.eq(id)))
+                .set((
+                    request_results::purged_at.eq(Some(now)),
+                    request_results::body.eq(Vec::<u8>::new()),
+                ))
+                .execute(c)?;
+            Ok(())
+        })?;
+    }
+    let day_ago = now - chrono::Duration::days(1);
+    let owned = request_results::table
+        .filter(request_results::blob_id.is_not_null())
+        .select(request_results::blob_id.assume_not_null());
+    let orphans = diesel::delete(
+        result_chunks::table
+            .filter(result_chunks::created_at.lt(day_ago))
+            .filter(diesel::dsl::not(result_chunks::blob_id.eq_any(owned))),
+    )
+    .execute(conn)?;
+    if orphans > 0 {
+        tracing::info!(chunks = orphans, "purged chunks no result owns");
+    }
+    Ok(expired.len())
 }

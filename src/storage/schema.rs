@@ -151,6 +151,19 @@ diesel::table! {
         expires_at -> Timestamp,
         downloads -> Integer,
         last_downloaded_at -> Nullable<Timestamp>,
+        blob_id -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        chunks -> Integer,
+        purged_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    result_chunks (blob_id, seq) {
+        blob_id -> Text,
+        seq -> Integer,
+        bytes -> Binary,
+        created_at -> Timestamp,
     }
 }
 
@@ -229,6 +242,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     verification_challenges,
     subject_sessions,
     request_results,
+    result_chunks,
     staff_sessions,
     staff_sign_ins,
     fulfilment_tasks,

@@ -1,6 +1,10 @@
 //! Results routes: staff attach an access report or portability export to a request; the
 //! subject lists and downloads it through their session (API here, portal link in portal/).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -160,14 +164,54 @@ async fn download(
         results::download(&services, &r, &id, now())
     })
     .await?;
-    Ok(file_response(file))
+    Ok(file_response(&s, file))
+}
+
+/// A result's bytes as they are opened, chunk by chunk, from a blocking reader: at most two
+/// chunks wait in memory whatever the file's size.
+struct ChunkBody {
+    size: u64,
+    chunks: tokio::sync::mpsc::Receiver<Result<web::Bytes, std::io::Error>>,
+}
+
+impl MessageBody for ChunkBody {
+    type Error = std::io::Error;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.size)
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+        self.chunks.poll_recv(cx)
+    }
+}
+
+/// Streams a result's bytes: a chunk that does not open ends the body early, so the client
+/// sees a short (failed) download, never a wrong file.
+fn stream(s: &Services, file: StoredResult) -> ChunkBody {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let size = u64::try_from(file.size).unwrap_or_default();
+    let services = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let sent = results::each_chunk(&services, &file, |plain| {
+            tx.blocking_send(Ok(web::Bytes::from(plain))).is_ok()
+        });
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "a result could not be read");
+            let _ = tx.blocking_send(Err(std::io::Error::other("result unreadable")));
+        }
+    });
+    ChunkBody { size, chunks: rx }
 }
 
 /// The file as an attachment: never rendered inside our origin (an HTML report could carry
 /// anything), never cached.
-pub fn file_response(file: StoredResult) -> HttpResponse {
+pub fn file_response(s: &Services, file: StoredResult) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type(file.content_type)
+        .content_type(file.content_type.clone())
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}\"", file.file_name),
@@ -176,5 +220,5 @@ pub fn file_response(file: StoredResult) -> HttpResponse {
         .insert_header(("Content-Security-Policy", "sandbox; default-src 'none'"))
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("Referrer-Policy", "no-referrer"))
-        .body(file.body)
+        .body(stream(s, file))
 }

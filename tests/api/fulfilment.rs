@@ -220,7 +220,7 @@ fn the_sql_connector_on_postgres() {
 }
 
 /// Waits (up to 20 s) for the worker to take a request to `status`; returns the staff view.
-async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
     for _ in 0..200 {
         let view = app.staff_get(token, id).await;
         if view["status"]["code"] == status {
@@ -234,7 +234,7 @@ async fn wait_for_status(app: &TestApp, token: &str, id: &str, status: &str) -> 
     );
 }
 
-fn notes(view: &Value) -> Vec<String> {
+pub(crate) fn notes(view: &Value) -> Vec<String> {
     view["timeline"]
         .as_array()
         .unwrap()
@@ -385,7 +385,7 @@ on_both_backends!(a_failing_system_is_retried_then_shown_to_staff, |c| {
 });
 
 /// A staff identity check and the two approvals a deletion needs.
-async fn approve_deletion(app: &TestApp, admin: &str, reviewer: &str, id: &str) {
+pub(crate) async fn approve_deletion(app: &TestApp, admin: &str, reviewer: &str, id: &str) {
     app.staff_check(admin, id).await;
     app.act_ok(admin, id, json!({ "command": "approve" })).await;
     app.act_ok(reviewer, id, json!({ "command": "approve" }))
@@ -393,7 +393,7 @@ async fn approve_deletion(app: &TestApp, admin: &str, reviewer: &str, id: &str) 
 }
 
 /// Runs the worker by hand until the queue has nothing due.
-async fn drain(app: &TestApp) {
+pub(crate) async fn drain(app: &TestApp) {
     let worker = std::sync::Arc::new(rightsflow::notifications::Worker::new(
         app.services.clone(),
         app.notifier.clone(),

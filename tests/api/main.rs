@@ -14,6 +14,7 @@ mod delivery;
 mod fulfilment;
 mod lifecycle;
 mod notifications;
+mod packages;
 mod portal;
 mod queue;
 mod reports;

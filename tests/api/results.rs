@@ -124,6 +124,12 @@ async fn only_the_verified_subject_downloads_a_result_while_it_lives(app: TestAp
         .unwrap()
         .contains("attachment; filename=\"report.json\""));
     assert_eq!(file.text().await.unwrap(), report);
+    // Sealed at rest: the stored chunks do not hold the report's text.
+    let stored = crate::packages::stored_chunks(&app);
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0]
+        .windows(b"x@subjects.test".len())
+        .any(|w| w == b"x@subjects.test"));
     // Nobody else: no session, or another subject's session.
     let res = app.client.get(app.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);

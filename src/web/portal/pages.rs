@@ -595,7 +595,7 @@ pub async fn result(
     };
     let services = s.clone();
     match blocking(move || crate::service::results::download(&services, &r, &id, now())).await {
-        Ok(file) => crate::web::results::file_response(file),
+        Ok(file) => crate::web::results::file_response(&s, file),
         Err(e) => error_page(&page, &n, &e),
     }
 }

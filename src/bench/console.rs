@@ -38,7 +38,7 @@ pub struct ConsoleBenchArgs {
 }
 
 /// A small deterministic generator: the same table every run.
-struct Lcg(u64);
+pub(super) struct Lcg(pub(super) u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
@@ -68,7 +68,7 @@ fn reference(i: usize) -> String {
 
 /// One generated request: 20% open (spread over the open statuses, due within ±60 days),
 /// 80% ended in the last two years; mostly `cn`.
-fn row(i: usize, rng: &mut Lcg, now: chrono::DateTime<Utc>) -> RequestRow {
+pub(super) fn row(i: usize, rng: &mut Lcg, now: chrono::DateTime<Utc>) -> RequestRow {
     let kind = RequestKind::ALL[rng.below(RequestKind::ALL.len() as u64) as usize];
     let jurisdiction = match rng.below(10) {
         0 => Jurisdiction::Eu,
