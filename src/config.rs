@@ -232,19 +232,71 @@ impl Default for FulfilmentConfig {
     }
 }
 
-/// One data system reached by the SQL connector.
+/// How Rightsflow reaches a data system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    /// Its own database, described by a dataset description.
+    #[default]
+    Sql,
+    /// A signed JSON call to its endpoint; it answers at once or later through a callback.
+    Http,
+    /// A checklist item staff do by hand and mark done.
+    Manual,
+}
+
+/// One data system.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemConfig {
-    /// A short name (`crm`, `orders`): in task lists, notes and reports.
+    /// A short name (`crm`, `orders`): in task lists, notes, reports and package file names.
     pub name: String,
     /// What staff and subjects read (`会员中心 / Member centre`). Default: the name.
     #[serde(default)]
     pub label: Option<String>,
-    /// `postgres://…` or a SQLite file. May hold a password: never logged.
-    pub url: Secret,
-    /// The dataset description (TOML).
-    pub dataset: PathBuf,
+    #[serde(default)]
+    pub connector: ConnectorKind,
+    /// sql: `postgres://…` or a SQLite file; http: the endpoint tasks are POSTed to. May hold
+    /// a password: never logged.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// sql: the dataset description (TOML).
+    #[serde(default)]
+    pub dataset: Option<PathBuf>,
+    /// http: the shared HMAC secrets; the first signs, any of them is accepted (rotation: add
+    /// the new one first, remove the old one once the system has switched).
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// http and manual: the categories of personal data the system holds.
+    #[serde(default)]
+    pub categories: Vec<crate::domain::details::DataCategory>,
+    /// manual: what staff are to do (shown on the task).
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// How long one attempt may take (an HTTP call; a SQL statement on PostgreSQL).
+    #[serde(default = "default_task_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_task_timeout() -> u64 {
+    30
+}
+
+impl SystemConfig {
+    /// A system reached by the SQL connector.
+    pub fn sql(name: &str, url: &str, dataset: PathBuf) -> SystemConfig {
+        SystemConfig {
+            name: name.into(),
+            label: None,
+            connector: ConnectorKind::Sql,
+            url: Some(Secret::new(url)),
+            dataset: Some(dataset),
+            secrets: vec![],
+            categories: vec![],
+            instructions: None,
+            timeout_seconds: default_task_timeout(),
+        }
+    }
 }
 
 impl Default for Config {

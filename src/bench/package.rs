@@ -183,12 +183,11 @@ pub async fn package(args: PackageBenchArgs) -> anyhow::Result<()> {
         data_key: Some(Secret::new(crate::auth::sealing::DataKey::generate_hex())),
         fulfilment: FulfilmentConfig {
             demo_platform: false,
-            systems: vec![SystemConfig {
-                name: "bench".into(),
-                label: None,
-                url: Secret::new(platform_db.display().to_string()),
+            systems: vec![SystemConfig::sql(
+                "bench",
+                &platform_db.display().to_string(),
                 dataset,
-            }],
+            )],
         },
         ..Config::default()
     };

@@ -10,15 +10,17 @@
 //! - `systems/<system>/<table>.csv`: the same rows, a file a table (UTF-8 with a BOM, RFC 4180);
 //! - `manifest.json` (last): every other file's size and SHA-256, and each table's row count.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::registry::{Registry, System};
+use super::dataset::Dataset;
+use super::registry::{Connector, Registry, System};
 use super::report::AccessReport;
 use super::run::{categories, keys_of, FulfilError};
-use super::sql::{self, Subject, Target};
+use super::sql::{self, Subject, TableRows, Target};
 use super::zipstream::{EntryInfo, ZipStream};
 use crate::domain::details::DataCategory;
 use crate::domain::{Locale, RequestKind};
@@ -41,45 +43,137 @@ fn io_error(e: io::Error) -> FulfilError {
     FulfilError::Transient(format!("writing the result: {e}"))
 }
 
+/// One table as the result shows it: its columns' categories and labels.
+struct TableView {
+    name: String,
+    columns: BTreeMap<String, DataCategory>,
+    labels: BTreeMap<String, String>,
+}
+
+impl TableView {
+    /// The columns in `categories` (all when empty), in name order.
+    fn columns_in(&self, categories: &[DataCategory]) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|(_, c)| categories.is_empty() || categories.contains(c))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+}
+
+/// Where a source's rows come from.
+enum Reader<'a> {
+    /// The system's own database, read row by row now.
+    Sql {
+        target: Target,
+        subject: Subject,
+        dataset: &'a Dataset,
+    },
+    /// What an HTTP system answered (held on its task, within the answer size limit).
+    Rows(Vec<TableRows>),
+}
+
 /// A system one of the request's tasks found the subject in, open for reading.
 struct Source<'a> {
     system: &'a System,
-    target: Target,
-    subject: Subject,
+    tables: Vec<TableView>,
+    reader: Reader<'a>,
 }
 
-/// The systems whose tasks are done, connected, with the subject found again (the data is
-/// read now, not kept from the task: a task records counts only).
+impl Source<'_> {
+    /// Hands `f` each of the subject's rows of table `i`, with (at least) `columns`.
+    fn each_row(
+        &mut self,
+        i: usize,
+        columns: &[&str],
+        mut f: impl FnMut(Value) -> Result<(), FulfilError>,
+    ) -> Result<usize, FulfilError> {
+        match &mut self.reader {
+            Reader::Sql {
+                target,
+                subject,
+                dataset,
+            } => sql::each_row(target, &dataset.tables[i], subject, columns, f),
+            Reader::Rows(tables) => {
+                for row in &tables[i].rows {
+                    // Only the columns asked for, whatever else the system sent.
+                    let only: serde_json::Map<String, Value> = columns
+                        .iter()
+                        .map(|c| ((*c).to_owned(), row[*c].clone()))
+                        .collect();
+                    f(Value::Object(only))?;
+                }
+                Ok(tables[i].rows.len())
+            }
+        }
+    }
+}
+
+fn sql_source<'a>(
+    system: &'a System,
+    r: &StoredRequest,
+) -> Result<Option<Source<'a>>, FulfilError> {
+    let Connector::Sql { url, dataset } = &system.connector else {
+        return Ok(None);
+    };
+    let mut target = Target::open_with_timeout(url, system.timeout)?;
+    let subject = Subject::find(&mut target, dataset, &keys_of(r))?;
+    let tables = dataset
+        .tables
+        .iter()
+        .map(|t| TableView {
+            name: t.name.clone(),
+            columns: t.columns.clone(),
+            labels: t.labels.clone(),
+        })
+        .collect();
+    Ok(Some(Source {
+        system,
+        tables,
+        reader: Reader::Sql {
+            target,
+            subject,
+            dataset,
+        },
+    }))
+}
+
+/// The systems whose tasks are done: databases connected, with the subject found again (the
+/// data is read now, not kept from the task: a SQL task records counts only); HTTP systems with
+/// the rows they answered. Manual tasks add nothing to the file.
 fn sources<'a>(
     s: &Services,
     registry: &'a Registry,
     r: &StoredRequest,
 ) -> Result<Vec<Source<'a>>, FulfilError> {
     let all = tasks::for_request(&mut *s.db().conn().map_err(ServiceError::from)?, &r.id)?;
-    let systems: Vec<&System> = all
-        .iter()
-        .filter(|t| t.task.status == DONE)
-        .filter_map(|t| registry.find(&t.task.system))
-        .collect();
-    open_sources(&systems, r)
-}
-
-fn open_sources<'a>(
-    systems: &[&'a System],
-    r: &StoredRequest,
-) -> Result<Vec<Source<'a>>, FulfilError> {
-    let keys = keys_of(r);
     let mut out = vec![];
-    for system in systems.iter().copied() {
-        let mut target =
-            Target::open(&system.url).map_err(|e| FulfilError::Transient(e.to_string()))?;
-        let subject = Subject::find(&mut target, &system.dataset, &keys)
-            .map_err(|e| FulfilError::Transient(e.to_string()))?;
-        out.push(Source {
-            system,
-            target,
-            subject,
-        });
+    for t in all.iter().filter(|t| t.task.status == DONE) {
+        let Some(system) = registry.find(&t.task.system) else {
+            continue;
+        };
+        match &system.connector {
+            Connector::Sql { .. } => out.extend(sql_source(system, r)?),
+            Connector::Http(_) => {
+                let v: Value = serde_json::from_str(t.task.result.as_deref().unwrap_or("{}"))
+                    .map_err(|e| FulfilError::Permanent(e.to_string()))?;
+                let tables: Vec<TableRows> = serde_json::from_value(v["tables"].clone())
+                    .map_err(|e| FulfilError::Permanent(e.to_string()))?;
+                out.push(Source {
+                    system,
+                    tables: tables
+                        .iter()
+                        .map(|t| TableView {
+                            name: t.table.clone(),
+                            columns: t.categories.clone(),
+                            labels: t.labels.clone(),
+                        })
+                        .collect(),
+                    reader: Reader::Rows(tables),
+                });
+            }
+            Connector::Manual { .. } => {}
+        }
     }
     Ok(out)
 }
@@ -129,7 +223,10 @@ pub fn seal_package(
     r: &StoredRequest,
     now: DateTime<Utc>,
 ) -> Result<crate::storage::blobs::Sealed, FulfilError> {
-    let mut sources = open_sources(systems, r)?;
+    let mut sources = vec![];
+    for system in systems {
+        sources.extend(sql_source(system, r)?);
+    }
     let writer = package(
         SealedWriter::new(s.db(), s.data_key(), now),
         r,
@@ -153,11 +250,9 @@ fn access_report(
         .filter(|c| asked.is_empty() || asked.contains(c))
         .filter(|c| {
             sources.iter().any(|src| {
-                src.system
-                    .dataset
-                    .tables
+                src.tables
                     .iter()
-                    .any(|t| t.categories().any(|x| x == **c))
+                    .any(|t| t.columns.values().any(|x| x == *c))
             })
         })
         .map(|c| (report.category_label(*c), *c))
@@ -166,28 +261,26 @@ fn access_report(
     for (label, category) in &held {
         report.category(label).map_err(io_error)?;
         for src in sources.iter_mut() {
-            for table in &src.system.dataset.tables {
-                let columns = sql::columns_in(table, &[*category]);
+            for i in 0..src.tables.len() {
+                let table = &src.tables[i];
+                let columns: Vec<String> = table
+                    .columns_in(&[*category])
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
                 if columns.is_empty() {
                     continue;
                 }
                 let headings = columns
                     .iter()
-                    .map(|c| {
-                        table
-                            .labels
-                            .get(*c)
-                            .cloned()
-                            .unwrap_or_else(|| (*c).to_owned())
-                    })
+                    .map(|c| table.labels.get(c).cloned().unwrap_or_else(|| c.clone()))
                     .collect();
                 report
                     .table(&src.system.label, &table.name, headings)
                     .map_err(io_error)?;
-                sql::each_row(&mut src.target, table, &src.subject, &columns, |row| {
-                    report
-                        .row(columns.iter().map(|c| &row[*c]))
-                        .map_err(io_error)
+                let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+                src.each_row(i, &cols, |row| {
+                    report.row(cols.iter().map(|c| &row[*c])).map_err(io_error)
                 })?;
                 report.end_table().map_err(io_error)?;
             }
@@ -249,12 +342,22 @@ fn package(
     zip.write_all(SYSTEM_SCHEMA.as_bytes()).map_err(io_error)?;
     files.push(zip.end().map_err(io_error)?);
     for src in sources.iter_mut() {
-        let d = &src.system.dataset;
-        let tables: Vec<_> = d
+        // (index, name, columns asked for, its head in the JSON) of the tables with any.
+        let tables: Vec<(usize, String, Vec<String>, Value)> = src
             .tables
             .iter()
-            .map(|t| (t, sql::columns_in(t, &asked)))
-            .filter(|(_, cols)| !cols.is_empty())
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let columns: Vec<String> = t.columns_in(&asked).into_iter().map(str::to_owned).collect();
+                (!columns.is_empty()).then(|| {
+                    let head = json!({
+                        "table": t.name,
+                        "categories": columns.iter().map(|c| (c.clone(), json!(t.columns[c]))).collect::<serde_json::Map<_, _>>(),
+                        "labels": columns.iter().filter_map(|c| Some((c.clone(), json!(t.labels.get(c)?)))).collect::<serde_json::Map<_, _>>(),
+                    });
+                    (i, t.name.clone(), columns, head)
+                })
+            })
             .collect();
         // The system's JSON: written as the rows come.
         zip.start(&format!("systems/{}.json", src.system.name))
@@ -265,21 +368,17 @@ fn package(
             .map_err(io_error)?;
         zip.write_all(b",\"tables\":[").map_err(io_error)?;
         let mut counts = vec![];
-        for (i, (table, columns)) in tables.iter().enumerate() {
-            let meta = json!({
-                "table": table.name,
-                "categories": columns.iter().map(|c| (c.to_string(), json!(table.columns[*c]))).collect::<serde_json::Map<_, _>>(),
-                "labels": columns.iter().filter_map(|c| Some((c.to_string(), json!(table.labels.get(*c)?)))).collect::<serde_json::Map<_, _>>(),
-            })
-            .to_string();
-            if i > 0 {
+        for (n, (i, name, columns, meta)) in tables.iter().enumerate() {
+            let meta = meta.to_string();
+            if n > 0 {
                 zip.write_all(b",").map_err(io_error)?;
             }
             zip.write_all(&meta.as_bytes()[..meta.len() - 1])
                 .map_err(io_error)?;
             zip.write_all(b",\"rows\":[\n").map_err(io_error)?;
             let mut first = true;
-            let n = sql::each_row(&mut src.target, table, &src.subject, columns, |row| {
+            let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let rows = src.each_row(*i, &cols, |row| {
                 if !std::mem::take(&mut first) {
                     zip.write_all(b",\n").map_err(io_error)?;
                 }
@@ -287,19 +386,20 @@ fn package(
                     .map_err(|e| FulfilError::Transient(e.to_string()))
             })?;
             zip.write_all(b"]}").map_err(io_error)?;
-            counts.push(json!({ "table": table.name, "rows": n }));
+            counts.push(json!({ "table": name, "rows": rows }));
         }
         zip.write_all(b"]}\n").map_err(io_error)?;
         files.push(zip.end().map_err(io_error)?);
         // The same rows, a CSV file a table.
-        for (table, columns) in &tables {
-            zip.start(&format!("systems/{}/{}.csv", src.system.name, table.name))
+        for (i, name, columns, _) in &tables {
+            zip.start(&format!("systems/{}/{name}.csv", src.system.name))
                 .map_err(io_error)?;
             // A byte-order mark, so spreadsheet programs read the Chinese text as UTF-8.
             zip.write_all("\u{feff}".as_bytes()).map_err(io_error)?;
-            csv_line(&mut zip, columns.iter().map(|c| (*c).to_owned())).map_err(io_error)?;
-            sql::each_row(&mut src.target, table, &src.subject, columns, |row| {
-                csv_line(&mut zip, columns.iter().map(|c| csv_field(&row[*c]))).map_err(io_error)
+            csv_line(&mut zip, columns.iter().cloned()).map_err(io_error)?;
+            let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+            src.each_row(*i, &cols, |row| {
+                csv_line(&mut zip, cols.iter().map(|c| csv_field(&row[*c]))).map_err(io_error)
             })?;
             files.push(zip.end().map_err(io_error)?);
         }

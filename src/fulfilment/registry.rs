@@ -1,18 +1,68 @@
-//! The data systems approved requests are fulfilled in: from the config, each with its checked
-//! dataset description, and the demo platform unless it is turned off.
+//! The data systems approved requests are fulfilled in: from the config, each with how it is
+//! reached (its own database through a checked dataset description, a signed HTTP endpoint, or
+//! staff by hand), and the demo platform unless it is turned off.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::dataset::Dataset;
 use super::sql::Target;
-use crate::config::FulfilmentConfig;
+use crate::config::{ConnectorKind, FulfilmentConfig, SystemConfig};
+use crate::domain::details::DataCategory;
 
 pub struct System {
     pub name: String,
     pub label: String,
-    /// Connection URL (may hold a password: not for logs).
+    pub connector: Connector,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+}
+
+pub enum Connector {
+    Sql {
+        /// Connection URL (may hold a password: not for logs).
+        url: String,
+        dataset: Dataset,
+    },
+    Http(HttpSystem),
+    Manual {
+        categories: Vec<DataCategory>,
+        instructions: String,
+    },
+}
+
+pub struct HttpSystem {
+    /// The endpoint tasks are POSTed to.
     pub url: String,
-    pub dataset: Dataset,
+    /// The first signs; any of them is accepted on answers and callbacks (rotation).
+    pub secrets: Vec<String>,
+    pub categories: Vec<DataCategory>,
+}
+
+impl System {
+    /// The categories of personal data the system holds.
+    pub fn categories(&self) -> Vec<DataCategory> {
+        match &self.connector {
+            Connector::Sql { dataset, .. } => {
+                let mut all: Vec<DataCategory> =
+                    dataset.tables.iter().flat_map(|t| t.categories()).collect();
+                all.sort_by_key(|c| c.as_str());
+                all.dedup();
+                all
+            }
+            Connector::Http(h) => h.categories.clone(),
+            Connector::Manual { categories, .. } => categories.clone(),
+        }
+    }
+
+    /// The connector's name, for the console.
+    pub fn kind(&self) -> &'static str {
+        match self.connector {
+            Connector::Sql { .. } => "sql",
+            Connector::Http(_) => "http",
+            Connector::Manual { .. } => "manual",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -23,9 +73,84 @@ pub struct Registry {
 /// The demo platform's name in tasks and reports.
 pub const DEMO: &str = "weimacms-demo";
 
+/// A name becomes file names in packages and appears in notes: plain words only.
+fn name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn connector(s: &SystemConfig) -> Result<Connector, String> {
+    let url = || {
+        s.url
+            .as_ref()
+            .map(|u| u.expose().to_owned())
+            .ok_or_else(|| "needs a url".to_owned())
+    };
+    let unused = |what: &str, set: bool| {
+        if set {
+            Err(format!("{what} does not apply to a {:?} system", s.connector).to_lowercase())
+        } else {
+            Ok(())
+        }
+    };
+    match s.connector {
+        ConnectorKind::Sql => {
+            unused("secrets", !s.secrets.is_empty())?;
+            unused("categories", !s.categories.is_empty())?;
+            unused("instructions", s.instructions.is_some())?;
+            let path = s.dataset.as_ref().ok_or("needs a dataset description")?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(Connector::Sql {
+                url: url()?,
+                dataset: Dataset::parse(&text)?,
+            })
+        }
+        ConnectorKind::Http => {
+            unused("dataset", s.dataset.is_some())?;
+            unused("instructions", s.instructions.is_some())?;
+            let url = url()?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err("the url of an http system is http(s)://…".into());
+            }
+            let secrets: Vec<String> = s.secrets.iter().map(|x| x.expose().to_owned()).collect();
+            if secrets.is_empty() || secrets.iter().any(|x| x.len() < 32) {
+                return Err("needs secrets of at least 32 characters each".into());
+            }
+            if s.categories.is_empty() {
+                return Err("needs the categories of data it holds".into());
+            }
+            Ok(Connector::Http(HttpSystem {
+                url,
+                secrets,
+                categories: s.categories.clone(),
+            }))
+        }
+        ConnectorKind::Manual => {
+            unused("url", s.url.is_some())?;
+            unused("dataset", s.dataset.is_some())?;
+            unused("secrets", !s.secrets.is_empty())?;
+            if s.categories.is_empty() {
+                return Err("needs the categories of data it holds".into());
+            }
+            let instructions = s
+                .instructions
+                .clone()
+                .filter(|i| !i.trim().is_empty())
+                .ok_or("needs instructions for staff")?;
+            Ok(Connector::Manual {
+                categories: s.categories.clone(),
+                instructions,
+            })
+        }
+    }
+}
+
 impl Registry {
-    /// Loads every configured system's description (an error names the system and the
-    /// mistake) and, unless turned off, creates the demo platform's database on first start.
+    /// Loads every configured system (an error names the system and the mistake) and, unless
+    /// turned off, creates the demo platform's database on first start.
     pub fn from_config(cfg: &FulfilmentConfig, data_dir: &Path) -> Result<Registry, String> {
         let mut systems = vec![];
         if cfg.demo_platform {
@@ -34,26 +159,15 @@ impl Registry {
             systems.push(System {
                 name: DEMO.into(),
                 label: "WEIMACMS 演示平台 / demo platform".into(),
-                url: path.display().to_string(),
-                dataset: Dataset::parse(super::DEMO_PLATFORM_DATASET)?,
+                connector: Connector::Sql {
+                    url: path.display().to_string(),
+                    dataset: Dataset::parse(super::DEMO_PLATFORM_DATASET)?,
+                },
+                timeout: Duration::from_secs(30),
             });
         }
         for s in &cfg.systems {
-            let text = std::fs::read_to_string(&s.dataset).map_err(|e| {
-                format!(
-                    "system {}: cannot read {}: {e}",
-                    s.name,
-                    s.dataset.display()
-                )
-            })?;
-            let dataset = Dataset::parse(&text).map_err(|e| format!("system {}: {e}", s.name))?;
-            // The name becomes file names in packages and appears in notes: plain words only.
-            if !(1..=64).contains(&s.name.len())
-                || !s
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            {
+            if !name_ok(&s.name) {
                 return Err(format!(
                     "system name {:?}: use 1-64 of a-z, 0-9, - and _",
                     s.name
@@ -62,11 +176,12 @@ impl Registry {
             if systems.iter().any(|x: &System| x.name == s.name) {
                 return Err(format!("system {} is configured twice", s.name));
             }
+            let connector = connector(s).map_err(|e| format!("system {}: {e}", s.name))?;
             systems.push(System {
                 name: s.name.clone(),
                 label: s.label.clone().unwrap_or_else(|| s.name.clone()),
-                url: s.url.expose().to_owned(),
-                dataset,
+                connector,
+                timeout: Duration::from_secs(s.timeout_seconds.clamp(1, 3600)),
             });
         }
         Ok(Registry { systems })
@@ -109,4 +224,104 @@ fn ensure_demo(path: &Path) -> Result<(), String> {
     result?;
     tracing::info!(path = %path.display(), "demo platform created");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn load(s: SystemConfig) -> Result<Registry, String> {
+        let cfg = FulfilmentConfig {
+            demo_platform: false,
+            systems: vec![s],
+        };
+        Registry::from_config(&cfg, Path::new("/nonexistent"))
+    }
+
+    fn http() -> SystemConfig {
+        SystemConfig {
+            connector: ConnectorKind::Http,
+            url: Some(Secret::new("https://crm.internal/tasks")),
+            dataset: None,
+            secrets: vec![Secret::new("a-shared-secret-of-32-characters!")],
+            categories: vec![DataCategory::Account],
+            ..SystemConfig::sql("crm", "", "".into())
+        }
+    }
+
+    #[test]
+    fn systems_are_checked_whole_when_loaded() {
+        assert!(load(http()).is_ok());
+        let mistakes = [
+            (
+                "../crm",
+                SystemConfig {
+                    name: "../crm".into(),
+                    ..http()
+                },
+            ),
+            (
+                "secrets",
+                SystemConfig {
+                    secrets: vec![Secret::new("short")],
+                    ..http()
+                },
+            ),
+            (
+                "secrets",
+                SystemConfig {
+                    secrets: vec![],
+                    ..http()
+                },
+            ),
+            (
+                "categories",
+                SystemConfig {
+                    categories: vec![],
+                    ..http()
+                },
+            ),
+            (
+                "http(s)",
+                SystemConfig {
+                    url: Some(Secret::new("ftp://crm")),
+                    ..http()
+                },
+            ),
+            (
+                "dataset",
+                SystemConfig {
+                    dataset: Some("x.toml".into()),
+                    ..http()
+                },
+            ),
+            (
+                "instructions",
+                SystemConfig {
+                    connector: ConnectorKind::Manual,
+                    url: None,
+                    secrets: vec![],
+                    ..http()
+                },
+            ),
+            (
+                "url",
+                SystemConfig {
+                    connector: ConnectorKind::Manual,
+                    secrets: vec![],
+                    instructions: Some("shred it".into()),
+                    ..http()
+                },
+            ),
+            (
+                "cannot read",
+                SystemConfig::sql("db", "x.db", "/nonexistent/x.toml".into()),
+            ),
+        ];
+        for (word, s) in mistakes {
+            let e = load(s).err().unwrap_or_default();
+            assert!(e.contains(word), "{word}: {e}");
+        }
+    }
 }

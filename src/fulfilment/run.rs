@@ -13,14 +13,16 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::dataset::Dataset;
-use super::registry::Registry;
+use super::http::Answer;
+use super::registry::{Connector, Registry, System};
 use super::sql::{self, SubjectKeys, Target};
+use crate::auth::signing::SignatureError;
 use crate::domain::details::{DataCategory, DeletionScope, RequestDetails};
 use crate::domain::{Actor, Command, FreeText, Locale, RequestKind, Status};
 use crate::service::{requests, ServiceError, Services};
 use crate::storage::outbox::{self, OutboxRow};
 use crate::storage::rows::StoredRequest;
-use crate::storage::tasks::{self, CANCELLED, DONE, WAIVED};
+use crate::storage::tasks::{self, TaskRow, CANCELLED, DONE, WAIVED};
 use crate::storage::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +95,24 @@ fn corrections(r: &StoredRequest) -> Vec<(String, String)> {
     }
 }
 
-/// Whether a system holds anything this request is about.
-fn concerns(d: &Dataset, r: &StoredRequest) -> bool {
+/// Whether a system holds anything this request is about: for a database, what its
+/// description says; for a system behind an endpoint or kept by hand, the categories it holds
+/// (every correction and restriction concerns it: it decides what it holds of the subject).
+fn concerns(system: &System, r: &StoredRequest) -> bool {
+    match &system.connector {
+        Connector::Sql { dataset, .. } => dataset_concerns(dataset, r),
+        _ => {
+            let asked = categories(r);
+            matches!(
+                r.state.kind,
+                RequestKind::Correction | RequestKind::Restriction
+            ) || asked.is_empty()
+                || system.categories().iter().any(|c| asked.contains(c))
+        }
+    }
+}
+
+fn dataset_concerns(d: &Dataset, r: &StoredRequest) -> bool {
     let cats = categories(r);
     match r.state.kind {
         RequestKind::Correction => corrections(r)
@@ -138,11 +156,7 @@ pub fn plan(
     };
     let mut made = 0;
     let mut conn = s.db().conn().map_err(ServiceError::from)?;
-    for system in registry
-        .systems()
-        .iter()
-        .filter(|x| concerns(&x.dataset, &r))
-    {
+    for system in registry.systems().iter().filter(|x| concerns(x, &r)) {
         if tasks::create(&mut conn, &r.id, &system.name, action, now)? {
             made += 1;
         }
@@ -185,7 +199,9 @@ pub fn perform(
     let system = registry.find(&task.system).ok_or_else(|| {
         FulfilError::Permanent(format!("no data system {} configured", task.system))
     })?;
-    let changes_data = task.action != "access";
+    // A manual task changes nothing until staff act; the others change data when not access.
+    let changes_data =
+        task.action != "access" && !matches!(system.connector, Connector::Manual { .. });
     if changes_data && r.state.fulfilment_started_at.is_none() {
         // From here the subject can no longer withdraw: their data is being changed.
         match requests::act(
@@ -204,17 +220,109 @@ pub fn perform(
             return cancel(&r);
         }
     }
-    let keys = keys_of(&r);
-    let mut target =
-        Target::open(&system.url).map_err(|e| FulfilError::Transient(e.to_string()))?;
-    let d = &system.dataset;
-    let connector = |e: sql::ConnectorError| FulfilError::Transient(e.to_string());
-    let (result, summary) = match task.action.as_str() {
+    let outcome = match &system.connector {
+        Connector::Sql { url, dataset } => {
+            Outcome::Done(sql_task(&r, &task, url, dataset, system.timeout)?)
+        }
+        Connector::Http(http) => {
+            let body = task_body(s, &r, &task, now);
+            match super::http::call(system, http, &task.id, &task.action, &body, now)? {
+                Answer::Done(result) => {
+                    let summary = answer_summary(&task.action, &result);
+                    Outcome::Done((result, summary))
+                }
+                Answer::Refused(reason) => Outcome::Refused(reason),
+                Answer::Accepted => {
+                    Outcome::Waiting("sent; waiting for the system's callback".into())
+                }
+            }
+        }
+        Connector::Manual { instructions, .. } => {
+            Outcome::Waiting(format!("waiting for staff: {instructions}"))
+        }
+    };
+    record(s, registry, &r, &task, outcome, now)
+}
+
+/// What one attempt at a task came to.
+pub(crate) enum Outcome {
+    /// Done: the result kept on the task, and the summary for the event log (counts only).
+    Done((Value, String)),
+    /// The system cannot do it, and why: ended like a reviewer's waiver.
+    Refused(String),
+    /// Sent or listed: the task stays open until the callback or staff end it.
+    Waiting(String),
+}
+
+/// Records an outcome: on the task, in the request's event log (by the system), and completes
+/// the request when it was the last task. A task that ended meanwhile is left alone.
+fn record(
+    s: &Services,
+    registry: &Registry,
+    r: &StoredRequest,
+    task: &TaskRow,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<(), FulfilError> {
+    let label = registry
+        .find(&task.system)
+        .map_or_else(|| task.system.clone(), |x| x.label.clone());
+    let (status, result, text) = match outcome {
+        Outcome::Waiting(text) => {
+            requests::act(
+                s,
+                &r.id,
+                &Actor::System,
+                &note(&format!("fulfilment: {label} ({}): {text}", task.action))?,
+                None,
+                now,
+            )?;
+            return Ok(());
+        }
+        Outcome::Done((result, summary)) => (
+            DONE,
+            result,
+            format!("fulfilment: {label} ({}): {summary}", task.action),
+        ),
+        Outcome::Refused(reason) => (
+            WAIVED,
+            json!({ "reason": reason, "by": format!("system:{}", task.system) }),
+            format!(
+                "fulfilment task refused by {label} ({}): {reason}",
+                task.action
+            ),
+        ),
+    };
+    let finished = {
+        let mut conn = s.db().conn().map_err(ServiceError::from)?;
+        tasks::finish(&mut conn, &task.id, status, &result, now)?
+    };
+    if !finished {
+        return Ok(());
+    }
+    // The event log says what was done where (counts only: no personal data).
+    requests::act(s, &r.id, &Actor::System, &note(&text)?, None, now)?;
+    tracing::info!(reference = %r.reference, system = %task.system, action = %task.action, status, "fulfilment task ended");
+    finish_if_all_done(s, registry, r, now)
+}
+
+/// A task in the SQL connector: one transaction in the system's database.
+fn sql_task(
+    r: &StoredRequest,
+    task: &TaskRow,
+    url: &str,
+    d: &Dataset,
+    timeout: std::time::Duration,
+) -> Result<(Value, String), FulfilError> {
+    let keys = keys_of(r);
+    let mut target = Target::open_with_timeout(url, timeout)
+        .map_err(|e| FulfilError::Transient(e.to_string()))?;
+    Ok(match task.action.as_str() {
         "access" => {
             // Counts only: the report or package reads the rows when every task is done,
             // as a stream, rather than keeping them all here.
-            let subject = sql::Subject::find(&mut target, d, &keys).map_err(connector)?;
-            let asked = categories(&r);
+            let subject = sql::Subject::find(&mut target, d, &keys)?;
+            let asked = categories(r);
             let mut tables = vec![];
             let mut rows = 0;
             for t in d
@@ -222,16 +330,16 @@ pub fn perform(
                 .iter()
                 .filter(|t| !sql::columns_in(t, &asked).is_empty())
             {
-                let n = sql::count(&mut target, t, &subject).map_err(connector)?;
+                let n = sql::count(&mut target, t, &subject)?;
                 rows += n;
                 tables.push(json!({ "table": t.name, "rows": n }));
             }
             (json!({ "tables": tables }), format!("{rows} rows found"))
         }
         "deletion" => {
-            let cats = categories(&r);
+            let cats = categories(r);
             let scope = (!cats.is_empty()).then_some(cats.as_slice());
-            let done = sql::delete(&mut target, d, &keys, scope).map_err(connector)?;
+            let done = sql::delete(&mut target, d, &keys, scope)?;
             let summary = done
                 .iter()
                 .map(|o| format!("{} {} {}", o.table, o.action, o.rows))
@@ -240,7 +348,7 @@ pub fn perform(
             (json!({ "tables": done }), summary)
         }
         "correction" => {
-            let done = sql::correct(&mut target, d, &keys, &corrections(&r)).map_err(connector)?;
+            let done = sql::correct(&mut target, d, &keys, &corrections(r))?;
             let summary = done
                 .iter()
                 .map(|f| match &f.column {
@@ -252,33 +360,173 @@ pub fn perform(
             (json!({ "fields": done }), summary)
         }
         "restriction" => {
-            let done = sql::restrict(&mut target, d, &keys, true).map_err(connector)?;
+            let done = sql::restrict(&mut target, d, &keys, true)?;
             let rows: usize = done.iter().map(|o| o.rows).sum();
             (json!({ "tables": done }), format!("{rows} rows flagged"))
         }
         other => return Err(FulfilError::Permanent(format!("unknown action {other}"))),
+    })
+}
+
+/// What an HTTP system is sent: the task, the subject's identity keys, what the request asks,
+/// and where to answer later. (Identity keys are personal data: they go only to a system the
+/// operator registered, signed, and never into logs.)
+fn task_body(s: &Services, r: &StoredRequest, task: &TaskRow, now: DateTime<Utc>) -> Value {
+    let keys = keys_of(r);
+    let scope = match details(r) {
+        Some(RequestDetails::Deletion(d)) => json!(d.scope),
+        _ => Value::Null,
     };
-    let finished = {
-        let mut conn = s.db().conn().map_err(ServiceError::from)?;
-        tasks::finish(&mut conn, &task.id, DONE, &result, now)?
-    };
-    if !finished {
-        return Ok(());
+    json!({
+        "task_id": task.id,
+        "request": r.reference.as_str(),
+        "kind": r.state.kind.as_str(),
+        "action": task.action,
+        "categories": categories(r),
+        "deletion_scope": scope,
+        "corrections": corrections(r).iter().map(|(f, v)| json!({ "field": f, "value": v })).collect::<Vec<_>>(),
+        "subject": { "platform_user_id": keys.platform_user_id, "email": keys.email, "phone": keys.phone },
+        "callback_url": format!("{}/api/v1/fulfilment/tasks/{}/callback", s.public_url(), task.id),
+        "sent_at": now.to_rfc3339(),
+    })
+}
+
+/// The event log's words for a system's result (counts only).
+fn answer_summary(action: &str, result: &Value) -> String {
+    match action {
+        "access" => {
+            let rows: usize = result["tables"]
+                .as_array()
+                .map(|ts| {
+                    ts.iter()
+                        .map(|t| t["rows"].as_array().map_or(0, Vec::len))
+                        .sum()
+                })
+                .unwrap_or(0);
+            format!("{rows} rows found")
+        }
+        _ => "done".into(),
     }
-    // The event log says what was done where (counts only: no personal data).
+}
+
+/// Why a callback was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("no such task")]
+    NotFound,
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the task has ended already")]
+    Ended,
+    #[error("{0}")]
+    Failed(#[from] FulfilError),
+}
+
+/// A system's callback for a task it accepted: checked against the system's secrets before
+/// anything is read from it, then recorded like an immediate answer.
+pub fn receive_callback(
+    s: &Services,
+    task_id: &str,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), CallbackError> {
+    let registry = s.systems();
+    let task = tasks::find(
+        &mut *s
+            .db()
+            .conn()
+            .map_err(ServiceError::from)
+            .map_err(FulfilError::from)?,
+        task_id,
+    )
+    .map_err(FulfilError::from)?
+    .ok_or(CallbackError::NotFound)?;
+    let Some(Connector::Http(http)) = registry.find(&task.system).map(|x| &x.connector) else {
+        return Err(CallbackError::NotFound);
+    };
+    super::http::check(http, timestamp, signature, body, now)?;
+    let outcome =
+        match super::http::parse_answer(body, &task.action).map_err(CallbackError::Invalid)? {
+            Answer::Done(result) => {
+                let summary = answer_summary(&task.action, &result);
+                Outcome::Done((result, summary))
+            }
+            Answer::Refused(reason) => Outcome::Refused(reason),
+            Answer::Accepted => {
+                return Err(CallbackError::Invalid(
+                    "a callback says done or refused".into(),
+                ))
+            }
+        };
+    if task.status != tasks::PENDING {
+        return Err(CallbackError::Ended);
+    }
+    let r = requests::get(s, &task.request_id).map_err(FulfilError::from)?;
+    record(s, registry, &r, &task, outcome, now)?;
+    Ok(())
+}
+
+/// Staff mark a manual task (a checklist item: "destroy the paper file") done, saying what they
+/// did and, optionally, where the evidence is (a certificate number, a file reference).
+pub fn mark_done(
+    s: &Services,
+    actor: &Actor,
+    task_id: &str,
+    what: &str,
+    evidence: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let what = FreeText::parse(what).map_err(|_| ServiceError::DoneNoteMissing)?;
+    let evidence = evidence
+        .filter(|e| !e.trim().is_empty())
+        .map(FreeText::parse)
+        .transpose()
+        .map_err(|_| ServiceError::DoneNoteMissing)?;
+    let task = tasks::find(&mut *s.db().conn()?, task_id)?.ok_or(ServiceError::NotFound)?;
+    let Some(system) = s.systems().find(&task.system) else {
+        return Err(ServiceError::NotFound);
+    };
+    if !matches!(system.connector, Connector::Manual { .. }) {
+        return Err(ServiceError::NotManual);
+    }
+    if task.status != tasks::PENDING {
+        return Err(ServiceError::TaskEnded);
+    }
+    let text = match &evidence {
+        Some(e) => format!(
+            "fulfilment: {} ({}): done by hand: {}; evidence: {}",
+            system.label,
+            task.action,
+            what.as_str(),
+            e.as_str()
+        ),
+        None => format!(
+            "fulfilment: {} ({}): done by hand: {}",
+            system.label,
+            task.action,
+            what.as_str()
+        ),
+    };
+    let text = FreeText::parse(&text).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    // The note goes first: the core decides whether this staff member may act on the request.
     requests::act(
         s,
-        &r.id,
-        &Actor::System,
-        &note(&format!(
-            "fulfilment: {} ({}): {summary}",
-            system.label, task.action
-        ))?,
+        &task.request_id,
+        actor,
+        &Command::Note { text },
         None,
         now,
     )?;
-    tracing::info!(reference = %r.reference, system = %system.name, action = %task.action, "fulfilment task done");
-    finish_if_all_done(s, registry, &r, now)
+    let result = json!({
+        "done_by_hand": what.as_str(),
+        "evidence": evidence.as_ref().map(FreeText::as_str),
+        "by": actor.staff_id().unwrap_or_default(),
+    });
+    end_by_staff(s, &task, DONE, &result, now)
 }
 
 /// A reviewer records why a task could not be done (e.g. a legal retention period under PIPL
@@ -319,7 +567,19 @@ pub fn waive(
     )?;
     let by = actor.staff_id().unwrap_or_default();
     let result = json!({ "reason": reason.as_str(), "by": by });
-    if !tasks::finish(&mut *s.db().conn()?, &task.id, WAIVED, &result, now)? {
+    end_by_staff(s, &task, WAIVED, &result, now)
+}
+
+/// Ends a task staff decided on (after their note is in the event log) and completes the request
+/// when it was the last one.
+fn end_by_staff(
+    s: &Services,
+    task: &TaskRow,
+    status: &str,
+    result: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    if !tasks::finish(&mut *s.db().conn()?, &task.id, status, result, now)? {
         return Err(ServiceError::TaskEnded);
     }
     let r = requests::get(s, &task.request_id)?;
@@ -345,7 +605,12 @@ fn finish_if_all_done(
     }
     // A report only of what was found: none when every task was waived (the completion says
     // why), rather than one that would read "nothing found".
-    let found_any = all.iter().any(|t| t.task.status == DONE);
+    let found_any = all.iter().any(|t| {
+        t.task.status == DONE
+            && registry
+                .find(&t.task.system)
+                .is_some_and(|x| !matches!(x.connector, Connector::Manual { .. }))
+    });
     if found_any && matches!(r.state.kind, RequestKind::Access | RequestKind::Portability) {
         let row = OutboxRow::new(
             format!("{}:{}", super::package::BUILD_RESULT, r.id),

@@ -55,15 +55,26 @@ impl Target {
     /// `postgres://…` or `postgresql://…`; anything else is a SQLite file (`sqlite://` prefix
     /// optional).
     pub fn open(url: &str) -> Result<Target, ConnectorError> {
+        Target::open_with_timeout(url, std::time::Duration::from_secs(30))
+    }
+
+    /// Opens with a bound on each statement: PostgreSQL's `statement_timeout`; SQLite's wait
+    /// for a lock (a SQLite statement itself runs in this process and is not interrupted).
+    pub fn open_with_timeout(
+        url: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Target, ConnectorError> {
+        let ms = timeout.as_millis().clamp(1, 3_600_000);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            PgConnection::establish(url)
-                .map(Target::Postgres)
-                .map_err(|e| ConnectorError::Connect(e.to_string()))
+            let mut c =
+                PgConnection::establish(url).map_err(|e| ConnectorError::Connect(e.to_string()))?;
+            c.batch_execute(&format!("SET statement_timeout = {ms}"))?;
+            Ok(Target::Postgres(c))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
             let mut c = SqliteConnection::establish(path)
                 .map_err(|e| ConnectorError::Connect(e.to_string()))?;
-            c.batch_execute("PRAGMA busy_timeout = 10000;")?;
+            c.batch_execute(&format!("PRAGMA busy_timeout = {ms};"))?;
             Ok(Target::Sqlite(c))
         }
     }

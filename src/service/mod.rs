@@ -195,6 +195,12 @@ pub enum ServiceError {
     /// A waived task needs its reason.
     #[error("say why the task cannot be done")]
     WaiveReasonMissing,
+    /// A task marked done by hand needs what was done.
+    #[error("say what was done")]
+    DoneNoteMissing,
+    /// Only manual tasks are marked done by staff; the others end by their connector.
+    #[error("only a manual task is marked done by hand")]
+    NotManual,
     /// The task has ended already (done, cancelled or waived).
     #[error("the task has ended already")]
     TaskEnded,

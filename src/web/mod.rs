@@ -7,6 +7,7 @@ pub mod console;
 pub mod dev;
 pub mod error;
 pub mod extract;
+pub mod fulfilment;
 pub mod health;
 pub mod limits;
 pub mod openapi;
@@ -43,7 +44,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier
                 .configure(staff::routes)
                 .configure(results::staff_routes)
                 .configure(outbox::routes)
-                .configure(consents::routes),
+                .configure(consents::routes)
+                .configure(fulfilment::routes),
         );
     if notifier.mailer.dev_mailbox().is_some() {
         cfg.configure(dev::routes);

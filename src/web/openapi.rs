@@ -133,6 +133,27 @@ pub fn spec() -> Value {
                 } },
                 "responses": ok(201, "Attached; downloadable for 7 days", json!({ "$ref": "#/components/schemas/Result" }), &[400, 401, 403, 404, 409, 413, 415, 422])
             }},
+            "/api/v1/fulfilment/tasks/{task}/callback": { "post": {
+                "summary": "An HTTP data system reports the outcome of a task it accepted",
+                "description": "Signed by the system: X-Rightsflow-Timestamp (Unix seconds, within 5 minutes) and X-Rightsflow-Signature (hex HMAC-SHA256 over \"{timestamp}.{body}\" with one of the system's secrets). Body: {\"status\":\"done\",\"result\":{…}} or {\"status\":\"refused\",\"reason\":\"…\"}. 401 `invalid_signature` / `stale_signature`, 409 `task_ended` (a replay), 422 `invalid_answer`.",
+                "parameters": [path_param("task", "The task id (from the task's callback_url)")],
+                "requestBody": body(json!({ "type": "object", "required": ["status"], "properties": { "status": { "enum": ["done", "refused"] }, "result": { "type": "object" }, "reason": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "Recorded", json!({ "type": "object" }), &[401, 404, 409, 422, 503])
+            }},
+            "/api/v1/staff/tasks/{task}/done": { "post": {
+                "summary": "Mark a manual (checklist) task done, saying what was done and, optionally, where the evidence is; not for auditors",
+                "security": staff_auth,
+                "parameters": [path_param("task", "The task id")],
+                "requestBody": body(json!({ "type": "object", "required": ["what"], "properties": { "what": { "type": "string" }, "evidence": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "Done", json!({ "type": "object" }), &[400, 401, 403, 404, 409, 422])
+            }},
+            "/api/v1/staff/tasks/{task}/waive": { "post": {
+                "summary": "Record why an open task cannot be done (reviewers and admins); the subject is told when the request completes",
+                "security": staff_auth,
+                "parameters": [path_param("task", "The task id")],
+                "requestBody": body(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "Recorded", json!({ "type": "object" }), &[400, 401, 403, 404, 409, 422])
+            }},
             "/api/v1/subjects/{platform_user_id}/consents": {
                 "get": {
                     "summary": "The platform reads an account's current consents per purpose, and the history of grants and withdrawals",

@@ -371,10 +371,8 @@ fn unreachable_crm(c: &mut rightsflow::config::Config) {
     let dataset = c.data_dir.join("crm.toml");
     std::fs::write(&dataset, rightsflow::fulfilment::DEMO_PLATFORM_DATASET).unwrap();
     c.fulfilment.systems = vec![rightsflow::config::SystemConfig {
-        name: "crm".into(),
         label: Some("会员中心".into()),
-        url: rightsflow::config::Secret::new("/nonexistent-folder/crm.db"),
-        dataset,
+        ..rightsflow::config::SystemConfig::sql("crm", "/nonexistent-folder/crm.db", dataset)
     }];
 }
 

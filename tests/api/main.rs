@@ -8,6 +8,7 @@ mod smtp;
 
 mod bad_input;
 mod cli;
+mod connectors;
 mod consents;
 mod console;
 mod delivery;

@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 24] = [
+const ROUTES: [(&str, &str); 27] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -54,6 +54,9 @@ const ROUTES: [(&str, &str); 24] = [
     ("post", "/api/v1/staff/requests/{id}/actions"),
     ("get", "/api/v1/subjects/{platform_user_id}/consents"),
     ("post", "/api/v1/subjects/{platform_user_id}/consents"),
+    ("post", "/api/v1/fulfilment/tasks/{task}/callback"),
+    ("post", "/api/v1/staff/tasks/{task}/done"),
+    ("post", "/api/v1/staff/tasks/{task}/waive"),
 ];
 
 async fn the_openapi_document_lists_every_route(app: TestApp) {

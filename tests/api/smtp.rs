@@ -195,19 +195,33 @@ fn address(arg: &str) -> String {
 /// One captured HTTP request: lower-cased headers and the body.
 pub type Captured = (Vec<(String, String)>, String);
 
-/// A loopback HTTP endpoint that records POSTs (an SMS gateway stand-in) and answers 200.
+/// How a captured endpoint answers a request: status, headers, body.
+pub type Responder = Arc<dyn Fn(&Captured) -> (u16, Vec<(String, String)>, String) + Send + Sync>;
+
+/// A loopback HTTP endpoint that records POSTs (an SMS gateway or data system stand-in) and
+/// answers 200 with nothing, or what its responder says.
 #[derive(Clone, Default)]
 pub struct HttpCapture {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Captured>>>,
+    responder: Option<Responder>,
 }
 
 impl HttpCapture {
     pub async fn start() -> HttpCapture {
+        HttpCapture::answering(None).await
+    }
+
+    pub async fn start_with(responder: Responder) -> HttpCapture {
+        HttpCapture::answering(Some(responder)).await
+    }
+
+    async fn answering(responder: Option<Responder>) -> HttpCapture {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let capture = HttpCapture {
             port: listener.local_addr().unwrap().port(),
+            responder,
             ..HttpCapture::default()
         };
         let c = capture.clone();
@@ -240,14 +254,22 @@ impl HttpCapture {
                     tokio::io::AsyncReadExt::read_exact(&mut reader, &mut body)
                         .await
                         .ok()?;
-                    c.requests
-                        .lock()
-                        .unwrap()
-                        .push((headers, String::from_utf8_lossy(&body).into_owned()));
+                    let captured = (headers, String::from_utf8_lossy(&body).into_owned());
+                    let (status, extra, answer) = match &c.responder {
+                        Some(r) => r(&captured),
+                        None => (200, vec![], String::new()),
+                    };
+                    c.requests.lock().unwrap().push(captured);
+                    let mut head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        answer.len()
+                    );
+                    for (k, v) in extra {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
                     write
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        )
+                        .write_all(format!("{head}{answer}").as_bytes())
                         .await
                         .ok()
                 });

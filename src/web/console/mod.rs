@@ -47,6 +47,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/console/requests/{id}/tasks/{task}/waive",
             web::post().to(request::waive),
         )
+        .route(
+            "/console/requests/{id}/tasks/{task}/done",
+            web::post().to(request::mark_done),
+        )
         .route("/console/staff", web::get().to(staff_admin::list))
         .route("/console/staff", web::post().to(staff_admin::add))
         .route("/console/staff/{id}", web::post().to(staff_admin::change));

@@ -118,15 +118,33 @@ fn context_for(
     let tasks: Vec<Value> = crate::storage::tasks::for_request(&mut conn, &r.id)?
         .iter()
         .map(|t| {
-            // Done or cancelled by the task; otherwise as its outbox row stands (a task whose
-            // retries ran out shows `failed` with the last error).
+            let system = systems.find(&t.task.system);
+            let instructions = system.and_then(|x| match &x.connector {
+                crate::fulfilment::registry::Connector::Manual { instructions, .. } => {
+                    Some(instructions.as_str())
+                }
+                _ => None,
+            });
+            let open = t.task.status == crate::storage::tasks::PENDING;
+            // Ended: as the task says. Open: as its outbox row stands (a task whose retries ran
+            // out shows `failed` with the last error); once its row is done, it waits for the
+            // system's callback, or for staff when it is a checklist item.
             let state = match t.task.status.as_str() {
+                crate::storage::tasks::PENDING if t.run_status == crate::storage::outbox::DONE => {
+                    if instructions.is_some() {
+                        "waiting_staff"
+                    } else {
+                        "waiting_callback"
+                    }
+                }
                 crate::storage::tasks::PENDING => t.run_status.as_str(),
                 other => other,
             };
             json!({
                 "id": t.task.id,
-                "open": t.task.status == crate::storage::tasks::PENDING,
+                "open": open,
+                "instructions": instructions,
+                "manual": open && instructions.is_some(),
                 "system": systems.find(&t.task.system).map_or(t.task.system.as_str(), |x| x.label.as_str()),
                 "action": page.t(&format!("tasks.actions.{}", t.task.action)),
                 "state": page.t(&format!("tasks.states.{state}")),
@@ -209,6 +227,8 @@ fn context_for(
         "tasks": tasks,
         // Reviewers and admins record why a task cannot be done.
         "can_waive": matches!(&user.actor, crate::domain::Actor::Staff { role, .. } if role.decides()),
+        // Checklist items are done by whoever works the request (not auditors).
+        "can_mark_done": matches!(&user.actor, crate::domain::Actor::Staff { role, .. } if *role != crate::domain::Role::Auditor),
         "read_only": allowed.is_empty(),
         "can": can,
         "complaint": kind == crate::domain::RequestKind::Complaint,
@@ -533,17 +553,59 @@ pub async fn waive(
     path: web::Path<(String, String)>,
     body: web::Form<Vec<(String, String)>>,
 ) -> HttpResponse {
+    task_form(req, s, n, path, body, |services, actor, task, posted| {
+        let reason = posted.one("reason").unwrap_or_default();
+        crate::fulfilment::run::waive(services, actor, task, reason, crate::service::now())
+    })
+    .await
+}
+
+/// Staff mark a checklist task done: what they did (`what`) and, optionally, where the
+/// evidence is (`evidence`).
+pub async fn mark_done(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    n: Tpl,
+    path: web::Path<(String, String)>,
+    body: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    task_form(req, s, n, path, body, |services, actor, task, posted| {
+        crate::fulfilment::run::mark_done(
+            services,
+            actor,
+            task,
+            posted.one("what").unwrap_or_default(),
+            posted.one("evidence"),
+            crate::service::now(),
+        )
+    })
+    .await
+}
+
+/// A form that ends a task: checked like every console form, `act` run off the async
+/// threads; the request page again with the outcome (or the error beside the form).
+async fn task_form(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    n: Tpl,
+    path: web::Path<(String, String)>,
+    body: web::Form<Vec<(String, String)>>,
+    act: impl FnOnce(
+            &Services,
+            &crate::domain::Actor,
+            &str,
+            &crate::web::portal::forms::Posted,
+        ) -> Result<(), crate::service::ServiceError>
+        + Send
+        + 'static,
+) -> HttpResponse {
     let (user, page, posted) = match form(&req, &s, &n, body).await {
         Ok(v) => v,
         Err(res) => return res,
     };
     let (id, task) = path.into_inner();
-    let reason = posted.one("reason").unwrap_or_default().to_owned();
     let (services, actor) = (s.clone(), user.actor.clone());
-    let done = blocking(move || {
-        crate::fulfilment::run::waive(&services, &actor, &task, &reason, crate::service::now())
-    })
-    .await;
+    let done = blocking(move || act(&services, &actor, &task, &posted)).await;
     match done {
         Ok(()) => finish(
             page.redirect(&format!("/console/requests/{id}?done=1")),
