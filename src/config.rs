@@ -221,6 +221,11 @@ pub struct FulfilmentConfig {
     /// deletions. Turn it off in production.
     pub demo_platform: bool,
     pub systems: Vec<SystemConfig>,
+    /// Third parties the platform shares personal data with (policy section 五): told of
+    /// corrections, deletions and restrictions (GDPR Art. 19), listed to the subject.
+    pub recipients: Vec<SystemConfig>,
+    /// How many days before a restriction is lifted the subject is told (GDPR Art. 18(3)).
+    pub restriction_notice_days: u32,
 }
 
 impl Default for FulfilmentConfig {
@@ -228,6 +233,8 @@ impl Default for FulfilmentConfig {
         FulfilmentConfig {
             demo_platform: true,
             systems: vec![],
+            recipients: vec![],
+            restriction_notice_days: 7,
         }
     }
 }
@@ -273,6 +280,9 @@ pub struct SystemConfig {
     /// manual: what staff are to do (shown on the task).
     #[serde(default)]
     pub instructions: Option<String>,
+    /// recipients: what the third party receives the data for, as the subject reads it.
+    #[serde(default)]
+    pub purpose: Option<String>,
     /// How long one attempt may take (an HTTP call; a SQL statement on PostgreSQL).
     #[serde(default = "default_task_timeout")]
     pub timeout_seconds: u64,
@@ -294,6 +304,7 @@ impl SystemConfig {
             secrets: vec![],
             categories: vec![],
             instructions: None,
+            purpose: None,
             timeout_seconds: default_task_timeout(),
         }
     }

@@ -152,6 +152,7 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
         systems,
         consents: config.consents.clone(),
         data_key: data_key(config)?,
+        restriction_notice_days: config.fulfilment.restriction_notice_days,
     };
     Ok(Services::new(
         db,

@@ -291,6 +291,7 @@ pub async fn console(args: ConsoleBenchArgs) -> anyhow::Result<()> {
         fulfilment: crate::config::FulfilmentConfig {
             demo_platform: false,
             systems: vec![],
+            ..Default::default()
         },
         ..Config::default()
     };

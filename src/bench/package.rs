@@ -188,6 +188,7 @@ pub async fn package(args: PackageBenchArgs) -> anyhow::Result<()> {
                 &platform_db.display().to_string(),
                 dataset,
             )],
+            ..Default::default()
         },
         ..Config::default()
     };

@@ -14,6 +14,7 @@ pub mod http;
 pub mod package;
 pub mod registry;
 pub mod report;
+pub mod restriction;
 pub mod run;
 pub mod sql;
 pub mod zipstream;

@@ -16,7 +16,13 @@ pub struct System {
     pub connector: Connector,
     /// How long one attempt may take.
     pub timeout: Duration,
+    /// A third party the platform shares data with (told of corrections, deletions and
+    /// restrictions), not a system of the platform's own; with what it receives the data for.
+    pub recipient: Option<Purpose>,
 }
+
+/// What a recipient receives the data for, as the subject reads it.
+pub struct Purpose(pub String);
 
 pub enum Connector {
     Sql {
@@ -164,9 +170,11 @@ impl Registry {
                     dataset: Dataset::parse(super::DEMO_PLATFORM_DATASET)?,
                 },
                 timeout: Duration::from_secs(30),
+                recipient: None,
             });
         }
-        for s in &cfg.systems {
+        let recipients = cfg.recipients.iter().map(|r| (r, true));
+        for (s, is_recipient) in cfg.systems.iter().map(|s| (s, false)).chain(recipients) {
             if !name_ok(&s.name) {
                 return Err(format!(
                     "system name {:?}: use 1-64 of a-z, 0-9, - and _",
@@ -177,11 +185,31 @@ impl Registry {
                 return Err(format!("system {} is configured twice", s.name));
             }
             let connector = connector(s).map_err(|e| format!("system {}: {e}", s.name))?;
+            if is_recipient && matches!(connector, Connector::Sql { .. }) {
+                return Err(format!(
+                    "recipient {}: a recipient is reached by http or by hand (manual)",
+                    s.name
+                ));
+            }
+            let recipient = match (is_recipient, &s.purpose) {
+                (true, Some(p)) if !p.trim().is_empty() => Some(Purpose(p.clone())),
+                (true, _) => {
+                    return Err(format!(
+                        "recipient {}: needs the purpose it receives data for",
+                        s.name
+                    ))
+                }
+                (false, Some(_)) => {
+                    return Err(format!("system {}: purpose is for recipients", s.name))
+                }
+                (false, None) => None,
+            };
             systems.push(System {
                 name: s.name.clone(),
                 label: s.label.clone().unwrap_or_else(|| s.name.clone()),
                 connector,
                 timeout: Duration::from_secs(s.timeout_seconds.clamp(1, 3600)),
+                recipient,
             });
         }
         Ok(Registry { systems })
@@ -191,8 +219,14 @@ impl Registry {
         Registry { systems }
     }
 
+    /// Every system and recipient (tasks name either).
     pub fn systems(&self) -> &[System] {
         &self.systems
+    }
+
+    /// The third parties data is shared with.
+    pub fn recipients(&self) -> impl Iterator<Item = &System> {
+        self.systems.iter().filter(|s| s.recipient.is_some())
     }
 
     pub fn find(&self, name: &str) -> Option<&System> {
@@ -235,6 +269,7 @@ mod tests {
         let cfg = FulfilmentConfig {
             demo_platform: false,
             systems: vec![s],
+            ..Default::default()
         };
         Registry::from_config(&cfg, Path::new("/nonexistent"))
     }

@@ -99,6 +99,15 @@ fn corrections(r: &StoredRequest) -> Vec<(String, String)> {
 /// description says; for a system behind an endpoint or kept by hand, the categories it holds
 /// (every correction and restriction concerns it: it decides what it holds of the subject).
 fn concerns(system: &System, r: &StoredRequest) -> bool {
+    // Recipients are told of what changes the data they received (GDPR Art. 19).
+    if system.recipient.is_some()
+        && !matches!(
+            r.state.kind,
+            RequestKind::Correction | RequestKind::Deletion | RequestKind::Restriction
+        )
+    {
+        return false;
+    }
     match &system.connector {
         Connector::Sql { dataset, .. } => dataset_concerns(dataset, r),
         _ => {
@@ -157,7 +166,7 @@ pub fn plan(
     let mut made = 0;
     let mut conn = s.db().conn().map_err(ServiceError::from)?;
     for system in registry.systems().iter().filter(|x| concerns(x, &r)) {
-        if tasks::create(&mut conn, &r.id, &system.name, action, now)? {
+        if tasks::create(&mut conn, &r.id, &system.name, action, now, now)? {
             made += 1;
         }
     }
@@ -193,15 +202,18 @@ pub fn perform(
         tasks::finish(&mut conn, &task.id, CANCELLED, &status, now)?;
         Ok(())
     };
-    if r.state.status != Status::InProgress {
+    // Lifting a restriction happens after the request completed; everything else needs it open.
+    let lifting = task.action == super::restriction::LIFT;
+    if r.state.status != Status::InProgress && !lifting {
         return cancel(&r);
     }
     let system = registry.find(&task.system).ok_or_else(|| {
         FulfilError::Permanent(format!("no data system {} configured", task.system))
     })?;
     // A manual task changes nothing until staff act; the others change data when not access.
-    let changes_data =
-        task.action != "access" && !matches!(system.connector, Connector::Manual { .. });
+    let changes_data = task.action != "access"
+        && !lifting
+        && !matches!(system.connector, Connector::Manual { .. });
     if changes_data && r.state.fulfilment_started_at.is_none() {
         // From here the subject can no longer withdraw: their data is being changed.
         match requests::act(
@@ -225,7 +237,7 @@ pub fn perform(
             Outcome::Done(sql_task(&r, &task, url, dataset, system.timeout)?)
         }
         Connector::Http(http) => {
-            let body = task_body(s, &r, &task, now);
+            let body = task_body(s, &r, &task, system.recipient.is_some(), now);
             match super::http::call(system, http, &task.id, &task.action, &body, now)? {
                 Answer::Done(result) => {
                     let summary = answer_summary(&task.action, &result);
@@ -364,6 +376,14 @@ fn sql_task(
             let rows: usize = done.iter().map(|o| o.rows).sum();
             (json!({ "tables": done }), format!("{rows} rows flagged"))
         }
+        super::restriction::LIFT => {
+            let done = sql::restrict(&mut target, d, &keys, false)?;
+            let rows: usize = done.iter().map(|o| o.rows).sum();
+            (
+                json!({ "tables": done }),
+                format!("{rows} rows no longer restricted"),
+            )
+        }
         other => return Err(FulfilError::Permanent(format!("unknown action {other}"))),
     })
 }
@@ -371,7 +391,13 @@ fn sql_task(
 /// What an HTTP system is sent: the task, the subject's identity keys, what the request asks,
 /// and where to answer later. (Identity keys are personal data: they go only to a system the
 /// operator registered, signed, and never into logs.)
-fn task_body(s: &Services, r: &StoredRequest, task: &TaskRow, now: DateTime<Utc>) -> Value {
+fn task_body(
+    s: &Services,
+    r: &StoredRequest,
+    task: &TaskRow,
+    recipient: bool,
+    now: DateTime<Utc>,
+) -> Value {
     let keys = keys_of(r);
     let scope = match details(r) {
         Some(RequestDetails::Deletion(d)) => json!(d.scope),
@@ -379,6 +405,8 @@ fn task_body(s: &Services, r: &StoredRequest, task: &TaskRow, now: DateTime<Utc>
     };
     json!({
         "task_id": task.id,
+        // A third party told of a change to data it received, not a system of the platform's.
+        "recipient": recipient,
         "request": r.reference.as_str(),
         "kind": r.state.kind.as_str(),
         "action": task.action,
@@ -599,6 +627,10 @@ fn finish_if_all_done(
     r: &StoredRequest,
     now: DateTime<Utc>,
 ) -> Result<(), FulfilError> {
+    // A lifted restriction's tasks end on a request completed long ago: nothing to complete.
+    if r.state.status != Status::InProgress {
+        return Ok(());
+    }
     let all = tasks::for_request(&mut *s.db().conn().map_err(ServiceError::from)?, &r.id)?;
     if all.iter().any(|t| t.task.status == tasks::PENDING) {
         return Ok(());

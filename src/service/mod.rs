@@ -34,6 +34,7 @@ struct Inner {
     systems: crate::fulfilment::registry::Registry,
     consents: crate::config::ConsentConfig,
     data_key: crate::auth::sealing::DataKey,
+    restriction_notice_days: u32,
 }
 
 /// What fulfilment needs: the data systems, the consent ledger's settings, and the key results
@@ -42,6 +43,8 @@ pub struct FulfilmentSettings {
     pub systems: crate::fulfilment::registry::Registry,
     pub consents: crate::config::ConsentConfig,
     pub data_key: crate::auth::sealing::DataKey,
+    /// Days between telling the subject and lifting a restriction.
+    pub restriction_notice_days: u32,
 }
 
 /// What the identity checks need besides the database: limits, the platform's key, and the
@@ -70,6 +73,7 @@ impl Services {
             systems,
             consents,
             data_key,
+            restriction_notice_days,
         } = fulfilment;
         Services {
             inner: Arc::new(Inner {
@@ -83,6 +87,7 @@ impl Services {
                 systems,
                 consents,
                 data_key,
+                restriction_notice_days,
             }),
         }
     }
@@ -90,6 +95,11 @@ impl Services {
     /// The consent ledger's settings.
     pub fn consents(&self) -> &crate::config::ConsentConfig {
         &self.inner.consents
+    }
+
+    /// Days between telling the subject a restriction will be lifted and lifting it.
+    pub fn restriction_notice_days(&self) -> u32 {
+        self.inner.restriction_notice_days
     }
 
     /// The key results are sealed under at rest.
@@ -195,6 +205,12 @@ pub enum ServiceError {
     /// A waived task needs its reason.
     #[error("say why the task cannot be done")]
     WaiveReasonMissing,
+    /// Only a completed restriction request with a restriction in force can be lifted.
+    #[error("there is no restriction in force to lift")]
+    NotRestricted,
+    /// The restriction is being lifted (or was) already.
+    #[error("the restriction is being lifted already")]
+    AlreadyLifting,
     /// A task marked done by hand needs what was done.
     #[error("say what was done")]
     DoneNoteMissing,

@@ -38,25 +38,30 @@ pub struct TaskView {
     pub run_status: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+    /// When its outbox row may run (a lifted restriction's: the day the notice names).
+    pub run_after: NaiveDateTime,
 }
 
-/// Creates a task and the outbox row that runs it, in one transaction. A second plan of the
-/// same request and system (the planning row run twice) changes nothing: false.
+/// Creates a task and the outbox row that runs it (not before `run_after`), in one
+/// transaction. A second plan of the same request, system and action (the planning row run
+/// twice) changes nothing: false.
 pub fn create(
     conn: &mut DbConnection,
     request_id: &str,
     system: &str,
     action: &str,
     at: DateTime<Utc>,
+    run_after: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let run = OutboxRow::new(
+    let mut run = OutboxRow::new(
         uuid::Uuid::new_v4().to_string(),
         Some(request_id),
         FULFIL,
         serde_json::json!({ "task": id }).to_string(),
         at,
     );
+    run.run_after = to_db_time(run_after);
     let row = TaskRow {
         id,
         request_id: request_id.to_owned(),
@@ -115,7 +120,7 @@ pub fn finish(
 
 /// A request's tasks, oldest first, with their outbox rows' state.
 pub fn for_request(conn: &mut DbConnection, request_id: &str) -> Result<Vec<TaskView>, StoreError> {
-    let rows: Vec<(TaskRow, String, i32, Option<String>)> = fulfilment_tasks::table
+    let rows: Vec<(TaskRow, String, i32, Option<String>, NaiveDateTime)> = fulfilment_tasks::table
         .inner_join(outbox_table::table.on(outbox_table::id.eq(fulfilment_tasks::outbox_id)))
         .filter(fulfilment_tasks::request_id.eq(request_id))
         .order((
@@ -127,15 +132,19 @@ pub fn for_request(conn: &mut DbConnection, request_id: &str) -> Result<Vec<Task
             outbox_table::status,
             outbox_table::attempts,
             outbox_table::last_error,
+            outbox_table::run_after,
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(task, run_status, attempts, last_error)| TaskView {
-            task,
-            run_status,
-            attempts,
-            last_error,
-        })
+        .map(
+            |(task, run_status, attempts, last_error, run_after)| TaskView {
+                task,
+                run_status,
+                attempts,
+                last_error,
+                run_after,
+            },
+        )
         .collect())
 }

@@ -225,6 +225,8 @@ impl From<ServiceError> for ApiError {
                 "Your role does not allow this",
             ),
             S::WaiveReasonMissing => ApiError::invalid("reason_required", "请说明无法完成的原因（如法定保存期限）", "Say why it cannot be done (for example a legal retention period)"),
+            S::NotRestricted => ApiError::new(StatusCode::CONFLICT, "not_restricted", "该请求没有正在生效的限制处理", "This request has no restriction in force"),
+            S::AlreadyLifting => ApiError::new(StatusCode::CONFLICT, "already_lifting", "该限制已在解除中或已解除", "The restriction is being lifted already, or was"),
             S::DoneNoteMissing => ApiError::invalid("note_required", "请说明已完成的处理", "Say what was done"),
             S::NotManual => ApiError::new(StatusCode::CONFLICT, "not_manual", "只有人工任务可以手动标记完成", "Only a manual task is marked done by hand"),
             S::TaskEnded => ApiError::new(StatusCode::CONFLICT, "task_ended", "该任务已结束", "The task has ended already"),

@@ -21,6 +21,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(callback)),
     )
     .route("/staff/tasks/{task}/done", web::post().to(done))
+    .route(
+        "/staff/requests/{id}/restriction/lift",
+        web::post().to(lift_restriction),
+    )
     .route("/staff/tasks/{task}/waive", web::post().to(waive));
 }
 
@@ -153,4 +157,29 @@ async fn waive(
     let reason = body.into_inner().reason;
     blocking(move || run::waive(&services, &who.0, &task, &reason, now())).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "waived" })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiftBody {
+    reason: String,
+}
+
+/// A reviewer or admin lifts a restriction in force: the subject is told now, the systems act
+/// after the notice period.
+#[tracing::instrument(skip_all)]
+async fn lift_restriction(
+    s: web::Data<Services>,
+    who: StaffActor,
+    path: web::Path<String>,
+    body: web::Json<LiftBody>,
+) -> Result<HttpResponse, ApiError> {
+    let services = s.clone();
+    let id = path.into_inner();
+    let reason = body.into_inner().reason;
+    let effective = blocking(move || {
+        crate::fulfilment::restriction::lift(&services, &who.0, &id, &reason, now())
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(json!({ "lifts_at": effective })))
 }

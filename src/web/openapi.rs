@@ -70,7 +70,8 @@ pub fn spec() -> Value {
     let reference = path_param("reference", "The request reference, e.g. DSR-7K2Q-9XPM");
     let id = path_param("id", "The request id (staff side)");
     let staff_auth = json!([{ "staffBearer": [] }]);
-    json!({
+    let fulfilment_paths = fulfilment_paths(&staff_auth, &id);
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Rightsflow API",
@@ -132,27 +133,6 @@ pub fn spec() -> Value {
                     "text/plain": { "schema": { "type": "string" } }
                 } },
                 "responses": ok(201, "Attached; downloadable for 7 days", json!({ "$ref": "#/components/schemas/Result" }), &[400, 401, 403, 404, 409, 413, 415, 422])
-            }},
-            "/api/v1/fulfilment/tasks/{task}/callback": { "post": {
-                "summary": "An HTTP data system reports the outcome of a task it accepted",
-                "description": "Signed by the system: X-Rightsflow-Timestamp (Unix seconds, within 5 minutes) and X-Rightsflow-Signature (hex HMAC-SHA256 over \"{timestamp}.{body}\" with one of the system's secrets). Body: {\"status\":\"done\",\"result\":{…}} or {\"status\":\"refused\",\"reason\":\"…\"}. 401 `invalid_signature` / `stale_signature`, 409 `task_ended` (a replay), 422 `invalid_answer`.",
-                "parameters": [path_param("task", "The task id (from the task's callback_url)")],
-                "requestBody": body(json!({ "type": "object", "required": ["status"], "properties": { "status": { "enum": ["done", "refused"] }, "result": { "type": "object" }, "reason": { "type": "string" } }, "additionalProperties": false })),
-                "responses": ok(200, "Recorded", json!({ "type": "object" }), &[401, 404, 409, 422, 503])
-            }},
-            "/api/v1/staff/tasks/{task}/done": { "post": {
-                "summary": "Mark a manual (checklist) task done, saying what was done and, optionally, where the evidence is; not for auditors",
-                "security": staff_auth,
-                "parameters": [path_param("task", "The task id")],
-                "requestBody": body(json!({ "type": "object", "required": ["what"], "properties": { "what": { "type": "string" }, "evidence": { "type": "string" } }, "additionalProperties": false })),
-                "responses": ok(200, "Done", json!({ "type": "object" }), &[400, 401, 403, 404, 409, 422])
-            }},
-            "/api/v1/staff/tasks/{task}/waive": { "post": {
-                "summary": "Record why an open task cannot be done (reviewers and admins); the subject is told when the request completes",
-                "security": staff_auth,
-                "parameters": [path_param("task", "The task id")],
-                "requestBody": body(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } }, "additionalProperties": false })),
-                "responses": ok(200, "Recorded", json!({ "type": "object" }), &[400, 401, 403, 404, 409, 422])
             }},
             "/api/v1/subjects/{platform_user_id}/consents": {
                 "get": {
@@ -298,10 +278,50 @@ pub fn spec() -> Value {
                 "Role": { "enum": names(Role::ALL, Role::as_str) }
             }
         }
-    })
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), fulfilment_paths) {
+        paths.extend(more);
+    }
+    doc
 }
 
 /// Keeps COMMAND_NAMES honest: each name must parse as a command with a sample body.
+/// The fulfilment routes (kept apart: one `json!` holding every path exceeds the macro's
+/// recursion limit).
+fn fulfilment_paths(staff_auth: &Value, id: &Value) -> Value {
+    let (staff_auth, id) = (staff_auth.clone(), id.clone());
+    json!({
+            "/api/v1/fulfilment/tasks/{task}/callback": { "post": {
+                "summary": "An HTTP data system reports the outcome of a task it accepted",
+                "description": "Signed by the system: X-Rightsflow-Timestamp (Unix seconds, within 5 minutes) and X-Rightsflow-Signature (hex HMAC-SHA256 over \"{timestamp}.{body}\" with one of the system's secrets). Body: {\"status\":\"done\",\"result\":{…}} or {\"status\":\"refused\",\"reason\":\"…\"}. 401 `invalid_signature` / `stale_signature`, 409 `task_ended` (a replay), 422 `invalid_answer`.",
+                "parameters": [path_param("task", "The task id (from the task's callback_url)")],
+                "requestBody": body(json!({ "type": "object", "required": ["status"], "properties": { "status": { "enum": ["done", "refused"] }, "result": { "type": "object" }, "reason": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "Recorded", json!({ "type": "object" }), &[401, 404, 409, 422, 503])
+            }},
+            "/api/v1/staff/tasks/{task}/done": { "post": {
+                "summary": "Mark a manual (checklist) task done, saying what was done and, optionally, where the evidence is; not for auditors",
+                "security": staff_auth,
+                "parameters": [path_param("task", "The task id")],
+                "requestBody": body(json!({ "type": "object", "required": ["what"], "properties": { "what": { "type": "string" }, "evidence": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "Done", json!({ "type": "object" }), &[400, 401, 403, 404, 409, 422])
+            }},
+            "/api/v1/staff/requests/{id}/restriction/lift": { "post": {
+                "summary": "Lift the restriction of a completed restriction request (reviewers and admins), saying why: the subject is told now, the systems act after fulfilment.restriction_notice_days (GDPR Art. 18(3))",
+                "security": staff_auth,
+                "parameters": [id],
+                "requestBody": body(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(202, "Scheduled", json!({ "type": "object", "properties": { "lifts_at": { "type": "string", "format": "date-time" } } }), &[400, 401, 403, 404, 409, 422])
+            }},
+            "/api/v1/staff/tasks/{task}/waive": { "post": {
+                "summary": "Record why an open task cannot be done (reviewers and admins); the subject is told when the request completes",
+                "security": staff_auth,
+                "parameters": [path_param("task", "The task id")],
+                "requestBody": body(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } }, "additionalProperties": false })),
+                "responses": ok(200, "Recorded", json!({ "type": "object" }), &[400, 401, 403, 404, 409, 422])
+            }},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

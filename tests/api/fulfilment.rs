@@ -189,7 +189,7 @@ fn the_connector_acts_on_one_subject_only(url: &str) {
 }
 
 /// Restricted rows of everyone, counted with plain SQL.
-fn flag_count(t: &mut Target) -> usize {
+pub(crate) fn flag_count(t: &mut Target) -> usize {
     let sql = "SELECT (SELECT COUNT(*) FROM users WHERE processing_restricted) + (SELECT COUNT(*) FROM orders WHERE processing_restricted) AS n";
     #[derive(diesel::QueryableByName)]
     struct N {

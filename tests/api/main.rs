@@ -19,6 +19,7 @@ mod packages;
 mod portal;
 mod queue;
 mod reports;
+mod restriction;
 mod results;
 mod second_factor;
 mod service;

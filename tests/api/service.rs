@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 27] = [
+const ROUTES: [(&str, &str); 28] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -57,6 +57,7 @@ const ROUTES: [(&str, &str); 27] = [
     ("post", "/api/v1/fulfilment/tasks/{task}/callback"),
     ("post", "/api/v1/staff/tasks/{task}/done"),
     ("post", "/api/v1/staff/tasks/{task}/waive"),
+    ("post", "/api/v1/staff/requests/{id}/restriction/lift"),
 ];
 
 async fn the_openapi_document_lists_every_route(app: TestApp) {

@@ -51,6 +51,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/console/requests/{id}/tasks/{task}/done",
             web::post().to(request::mark_done),
         )
+        .route(
+            "/console/requests/{id}/restriction/lift",
+            web::post().to(request::lift_restriction),
+        )
         .route("/console/staff", web::get().to(staff_admin::list))
         .route("/console/staff", web::post().to(staff_admin::add))
         .route("/console/staff/{id}", web::post().to(staff_admin::change));

@@ -156,6 +156,14 @@ fn context_for(
         })
         .collect();
     drop(conn);
+    // A restriction in force stays after completion; reviewers lift it with notice.
+    use crate::fulfilment::restriction::{standing, Standing};
+    let restriction = match standing(s, &r.id)? {
+        Standing::None => Value::Null,
+        Standing::InForce => json!({ "in_force": true }),
+        Standing::Lifting(at) => json!({ "lifting_at": page.time(at) }),
+        Standing::Lifted => json!({ "lifted": true }),
+    };
     let assignable = staff.assignable(r.state.assignee.as_deref());
     let reasons: Vec<Value> = RejectionReason::ALL
         .iter()
@@ -225,6 +233,7 @@ fn context_for(
         "messages": messages,
         "results": results,
         "tasks": tasks,
+        "restriction": restriction,
         // Reviewers and admins record why a task cannot be done.
         "can_waive": matches!(&user.actor, crate::domain::Actor::Staff { role, .. } if role.decides()),
         // Checklist items are done by whoever works the request (not auditors).
@@ -582,8 +591,33 @@ pub async fn mark_done(
     .await
 }
 
-/// A form that ends a task: checked like every console form, `act` run off the async
-/// threads; the request page again with the outcome (or the error beside the form).
+/// A reviewer lifts a restriction in force (`reason`); the subject is told now.
+pub async fn lift_restriction(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    n: Tpl,
+    path: web::Path<String>,
+    body: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    let path = web::Path::from((id.clone(), id));
+    task_form(req, s, n, path, body, |services, actor, request, posted| {
+        let reason = posted.one("reason").unwrap_or_default();
+        crate::fulfilment::restriction::lift(
+            services,
+            actor,
+            request,
+            reason,
+            crate::service::now(),
+        )
+        .map(|_| ())
+    })
+    .await
+}
+
+/// A form on a request page (a task's, or the request's own: then both path parts are the
+/// request id): checked like every console form, `act` run off the async threads; the request
+/// page again with the outcome (or the error beside the form).
 async fn task_form(
     req: HttpRequest,
     s: web::Data<Services>,
