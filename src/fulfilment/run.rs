@@ -718,3 +718,42 @@ fn complete(
     tracing::info!(reference = %r.reference, "fulfilment complete");
     Ok(())
 }
+
+/// A third party told of this request (GDPR Art. 19), as the subject sees it.
+pub struct RecipientTold {
+    pub label: String,
+    pub purpose: String,
+    pub categories: Vec<DataCategory>,
+    /// Done: told (or it confirmed); false while the call or the checklist item is open.
+    pub told: bool,
+    /// Could not be told, and why.
+    pub not_told: Option<String>,
+}
+
+/// The recipients this request was passed on to, in the order they were planned.
+pub fn recipients_told(s: &Services, request_id: &str) -> Result<Vec<RecipientTold>, ServiceError> {
+    let registry = s.systems();
+    Ok(tasks::for_request(&mut *s.db().conn()?, request_id)?
+        .into_iter()
+        .filter(|t| t.task.action != super::restriction::LIFT)
+        .filter_map(|t| {
+            let system = registry.find(&t.task.system)?;
+            let purpose = system.recipient.as_ref()?.0.clone();
+            let not_told = (t.task.status == WAIVED).then(|| {
+                t.task
+                    .result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                    .and_then(|v| v["reason"].as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            });
+            Some(RecipientTold {
+                label: system.label.clone(),
+                purpose,
+                categories: system.categories(),
+                told: t.task.status == DONE,
+                not_told,
+            })
+        })
+        .collect())
+}

@@ -18,6 +18,7 @@ mod notifications;
 mod packages;
 mod portal;
 mod queue;
+mod recipients;
 mod reports;
 mod restriction;
 mod results;

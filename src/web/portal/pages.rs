@@ -551,9 +551,27 @@ fn request_context(
             })
         })
         .collect();
+    let recipients: Vec<Value> = crate::fulfilment::run::recipients_told(s, &r.id)?
+        .iter()
+        .map(|x| {
+            let categories: Vec<String> = x
+                .categories
+                .iter()
+                .map(|c| page.t(&format!("options.categories.{}", c.as_str())))
+                .collect();
+            json!({
+                "label": x.label,
+                "purpose": x.purpose,
+                "categories": categories.join("、"),
+                "state": if x.told { page.t("request.recipient_told") } else if x.not_told.is_some() { page.t("request.recipient_not_told") } else { page.t("request.recipient_pending") },
+                "reason": x.not_told,
+            })
+        })
+        .collect();
     let k = r.state.kind.as_str();
     Ok(json!({
         "results": results,
+        "recipients": recipients,
         "reference": r.reference.as_str(),
         "kind": page.t(&format!("kinds.{k}.title")),
         "status": view.status.label,
