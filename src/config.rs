@@ -283,6 +283,9 @@ pub struct SystemConfig {
     /// recipients: what the third party receives the data for, as the subject reads it.
     #[serde(default)]
     pub purpose: Option<String>,
+    /// http and manual: the consent purposes it keeps; a withdrawal of any is passed on.
+    #[serde(default)]
+    pub purposes: Vec<String>,
     /// How long one attempt may take (an HTTP call; a SQL statement on PostgreSQL).
     #[serde(default = "default_task_timeout")]
     pub timeout_seconds: u64,
@@ -305,6 +308,7 @@ impl SystemConfig {
             categories: vec![],
             instructions: None,
             purpose: None,
+            purposes: vec![],
             timeout_seconds: default_task_timeout(),
         }
     }

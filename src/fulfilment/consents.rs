@@ -61,19 +61,42 @@ pub fn withdraw_for_request(
             recorded += 1;
         }
     }
-    let summary = match r.locale {
-        Locale::ZhCn => "已撤回您选择的同意，相关处理已停止，平台已收到通知。",
-        Locale::En => "The consents you chose are withdrawn; that processing has stopped and the platform has been told.",
-    };
-    let complete = Command::Complete {
-        summary: FreeText::parse(summary).map_err(|e| FulfilError::Permanent(e.to_string()))?,
-    };
-    match requests::act(s, &r.id, &Actor::System, &complete, None, now) {
-        Ok(_) | Err(ServiceError::Transition(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
     tracing::info!(reference = %r.reference, recorded, "consents withdrawn");
     Ok(recorded)
+}
+
+/// The purposes a consent withdrawal names.
+pub fn purposes_of(r: &StoredRequest) -> Vec<String> {
+    match RequestDetails::parse(r.state.kind, r.details.clone()) {
+        Ok(RequestDetails::ConsentWithdrawal(d)) => {
+            d.consents.iter().map(|c| c.as_str().to_owned()).collect()
+        }
+        _ => vec![],
+    }
+}
+
+/// What the subject is told when their consents are withdrawn everywhere.
+pub fn completion_summary(locale: Locale) -> &'static str {
+    match locale {
+        Locale::ZhCn => "已撤回您选择的同意，相关处理已停止，平台已收到通知。",
+        Locale::En => "The consents you chose are withdrawn; that processing has stopped and the platform has been told.",
+    }
+}
+
+/// Completes a consent withdrawal no system needs to act on.
+pub fn complete_withdrawal(
+    s: &Services,
+    r: &StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<(), FulfilError> {
+    let complete = Command::Complete {
+        summary: FreeText::parse(completion_summary(r.locale))
+            .map_err(|e| FulfilError::Permanent(e.to_string()))?,
+    };
+    match requests::act(s, &r.id, &Actor::System, &complete, None, now) {
+        Ok(_) | Err(ServiceError::Transition(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The platform records a change made in its own pages (source `platform` unless it names

@@ -158,6 +158,14 @@ pub struct Correctable {
     pub labels: Vec<String>,
 }
 
+/// A boolean column recording one purpose's consent (set to false when it is withdrawn).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentFlag {
+    pub table: String,
+    pub column: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDataset {
@@ -165,6 +173,8 @@ struct RawDataset {
     tables: Vec<RawTable>,
     #[serde(default)]
     corrections: BTreeMap<String, Correctable>,
+    #[serde(default)]
+    consents: BTreeMap<String, ConsentFlag>,
 }
 
 /// A checked dataset description.
@@ -175,6 +185,8 @@ pub struct Dataset {
     /// go; the connector finds the subject's ids before changing anything).
     pub tables: Vec<Table>,
     pub corrections: BTreeMap<String, Correctable>,
+    /// Purpose (as in the consent ledger) -> the flag that records it here.
+    pub consents: BTreeMap<String, ConsentFlag>,
 }
 
 /// SQL identifiers are written into statements (values never are): only plain lower-case
@@ -287,12 +299,23 @@ impl Dataset {
                 ));
             }
         }
+        for (purpose, f) in &raw.consents {
+            check_identifier(purpose)?;
+            check_identifier(&f.column)?;
+            if !tables.iter().any(|t| t.name == f.table) {
+                return Err(format!(
+                    "consent {purpose}: table {} is not described",
+                    f.table
+                ));
+            }
+        }
         // The subject's own table last, as a person would close an account.
         tables.sort_by_key(|t| t.name == raw.subject.table);
         Ok(Dataset {
             subject: raw.subject,
             tables,
             corrections: raw.corrections,
+            consents: raw.consents,
         })
     }
 
@@ -343,6 +366,17 @@ mod tests {
             (
                 DEMO.replacen("city = \"城市", "town = \"城市", 1),
                 "a label for town",
+            ),
+            (
+                DEMO.replace(
+                    "table = \"users\", column = \"consent_marketing\"",
+                    "table = \"members\", column = \"consent_marketing\"",
+                ),
+                "consent marketing_messages: table members is not described",
+            ),
+            (
+                DEMO.replace("column = \"consent_marketing\"", "column = \"x; --\""),
+                "plain SQL name",
             ),
         ];
         for (text, expected) in bad {

@@ -19,6 +19,8 @@ pub struct System {
     /// A third party the platform shares data with (told of corrections, deletions and
     /// restrictions), not a system of the platform's own; with what it receives the data for.
     pub recipient: Option<Purpose>,
+    /// http and manual: the consent purposes it keeps (a withdrawal is passed on to it).
+    pub purposes: Vec<String>,
 }
 
 /// What a recipient receives the data for, as the subject reads it.
@@ -58,6 +60,14 @@ impl System {
             }
             Connector::Http(h) => h.categories.clone(),
             Connector::Manual { categories, .. } => categories.clone(),
+        }
+    }
+
+    /// The consent purposes the system keeps a flag for (withdrawals are passed on to it).
+    pub fn purposes(&self) -> Vec<String> {
+        match &self.connector {
+            Connector::Sql { dataset, .. } => dataset.consents.keys().cloned().collect(),
+            _ => self.purposes.clone(),
         }
     }
 
@@ -104,6 +114,10 @@ fn connector(s: &SystemConfig) -> Result<Connector, String> {
     match s.connector {
         ConnectorKind::Sql => {
             unused("secrets", !s.secrets.is_empty())?;
+            unused(
+                "purposes (the dataset's [consents] says)",
+                !s.purposes.is_empty(),
+            )?;
             unused("categories", !s.categories.is_empty())?;
             unused("instructions", s.instructions.is_some())?;
             let path = s.dataset.as_ref().ok_or("needs a dataset description")?;
@@ -171,6 +185,7 @@ impl Registry {
                 },
                 timeout: Duration::from_secs(30),
                 recipient: None,
+                purposes: vec![],
             });
         }
         let recipients = cfg.recipients.iter().map(|r| (r, true));
@@ -210,6 +225,7 @@ impl Registry {
                 connector,
                 timeout: Duration::from_secs(s.timeout_seconds.clamp(1, 3600)),
                 recipient,
+                purposes: s.purposes.clone(),
             });
         }
         Ok(Registry { systems })
@@ -238,7 +254,7 @@ impl Registry {
 /// instances starting together never see half of it.
 fn ensure_demo(path: &Path) -> Result<(), String> {
     if path.exists() {
-        return Ok(());
+        return upgrade_demo(path);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("demo platform: {e}"))?;
@@ -257,6 +273,27 @@ fn ensure_demo(path: &Path) -> Result<(), String> {
     let _ = std::fs::remove_file(&tmp);
     result?;
     tracing::info!(path = %path.display(), "demo platform created");
+    Ok(())
+}
+
+/// Adds what later versions of the demo platform have to a file an earlier one created (the
+/// consent flags); a column that is there already is left alone.
+fn upgrade_demo(path: &Path) -> Result<(), String> {
+    let mut t =
+        Target::open(&path.display().to_string()).map_err(|e| format!("demo platform: {e}"))?;
+    for column in [
+        "consent_recommendations",
+        "consent_partner_sharing",
+        "consent_location",
+        "consent_marketing",
+    ] {
+        let sql = format!("ALTER TABLE users ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT TRUE");
+        if let Err(e) = t.run_script(&sql) {
+            if !e.to_string().contains("duplicate column") {
+                return Err(format!("demo platform: {e}"));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -53,6 +53,9 @@ impl From<crate::storage::StoreError> for FulfilError {
     }
 }
 
+/// The action of a task that records a consent withdrawal in a system.
+pub const CONSENT: &str = "consent_withdrawal";
+
 /// What a task does in its system, by the request's kind; None for kinds fulfilled elsewhere
 /// (consent withdrawal: the consent ledger; complaints: an answer).
 fn action_of(kind: RequestKind) -> Option<&'static str> {
@@ -156,9 +159,29 @@ pub fn plan(
         return Ok(0);
     }
     if r.state.kind == RequestKind::ConsentWithdrawal {
-        // Nothing to find in the systems: the ledger changes now, the platform is told.
+        // The ledger changes now and the platform is told; systems that keep a flag for a
+        // withdrawn purpose get a task to clear it.
         super::consents::withdraw_for_request(s, &r, now)?;
-        return Ok(0);
+        let purposes = super::consents::purposes_of(&r);
+        let mut made = 0;
+        let mut conn = s.db().conn().map_err(ServiceError::from)?;
+        for system in registry
+            .systems()
+            .iter()
+            .filter(|x| x.purposes().iter().any(|p| purposes.contains(p)))
+        {
+            if tasks::create(&mut conn, &r.id, &system.name, CONSENT, now, now)? {
+                made += 1;
+            }
+        }
+        drop(conn);
+        if made == 0
+            && tasks::for_request(&mut *s.db().conn().map_err(ServiceError::from)?, &r.id)?
+                .is_empty()
+        {
+            super::consents::complete_withdrawal(s, &r, now)?;
+        }
+        return Ok(made);
     }
     let Some(action) = action_of(r.state.kind) else {
         return Ok(0);
@@ -376,6 +399,15 @@ fn sql_task(
             let rows: usize = done.iter().map(|o| o.rows).sum();
             (json!({ "tables": done }), format!("{rows} rows flagged"))
         }
+        CONSENT => {
+            let purposes = super::consents::purposes_of(r);
+            let done = sql::withdraw_consents(&mut target, d, &keys, &purposes)?;
+            let rows: usize = done.iter().map(|o| o.rows).sum();
+            (
+                json!({ "tables": done }),
+                format!("consent flags cleared on {rows} rows"),
+            )
+        }
         super::restriction::LIFT => {
             let done = sql::restrict(&mut target, d, &keys, false)?;
             let rows: usize = done.iter().map(|o| o.rows).sum();
@@ -412,6 +444,7 @@ fn task_body(
         "action": task.action,
         "categories": categories(r),
         "deletion_scope": scope,
+        "consents": super::consents::purposes_of(r),
         "corrections": corrections(r).iter().map(|(f, v)| json!({ "field": f, "value": v })).collect::<Vec<_>>(),
         "subject": { "platform_user_id": keys.platform_user_id, "email": keys.email, "phone": keys.phone },
         "callback_url": format!("{}/api/v1/fulfilment/tasks/{}/callback", s.public_url(), task.id),
@@ -684,9 +717,12 @@ fn complete(
     now: DateTime<Utc>,
 ) -> Result<(), FulfilError> {
     let all = tasks::for_request(&mut *s.db().conn().map_err(ServiceError::from)?, &r.id)?;
-    let mut summary = match r.locale {
-        Locale::ZhCn => "已在保存您个人信息的各系统中办理完毕。".to_owned(),
-        Locale::En => "Done in every system that holds your personal information.".to_owned(),
+    let mut summary = match (r.state.kind, r.locale) {
+        (RequestKind::ConsentWithdrawal, locale) => {
+            super::consents::completion_summary(locale).to_owned()
+        }
+        (_, Locale::ZhCn) => "已在保存您个人信息的各系统中办理完毕。".to_owned(),
+        (_, Locale::En) => "Done in every system that holds your personal information.".to_owned(),
     };
     for t in all.iter().filter(|t| t.task.status == WAIVED) {
         let reason = t

@@ -623,6 +623,37 @@ pub fn correct(
     })
 }
 
+/// Consent withdrawal: sets the flag of each withdrawn purpose the description maps to false
+/// on the subject's rows, in one transaction.
+pub fn withdraw_consents(
+    target: &mut Target,
+    d: &Dataset,
+    keys: &SubjectKeys,
+    purposes: &[String],
+) -> Result<Vec<TableOutcome>, ConnectorError> {
+    let ids = subject_ids(target, d, keys)?;
+    target.in_transaction(|t| {
+        let mut out = vec![];
+        for (purpose, flag) in d.consents.iter().filter(|(p, _)| purposes.contains(p)) {
+            let Some(table) = d.tables.iter().find(|x| x.name == flag.table) else {
+                continue;
+            };
+            let (cond, binds) = condition(table, &ids);
+            let sql = format!(
+                "UPDATE \"{}\" SET \"{}\" = FALSE WHERE {cond}",
+                table.name, flag.column
+            );
+            let rows = t.execute(&Statement { sql, binds })?;
+            out.push(TableOutcome {
+                table: format!("{}.{} ({purpose})", table.name, flag.column),
+                action: "consent_withdrawn".into(),
+                rows,
+            });
+        }
+        Ok(out)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

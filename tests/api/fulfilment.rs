@@ -551,3 +551,76 @@ on_both_backends!(
         c.worker.max_attempts = 1;
     }
 );
+
+/// Each user's consent flags in the demo platform, read with plain SQL.
+fn consent_flags(app: &TestApp) -> Vec<(i64, bool, bool, bool, bool)> {
+    #[derive(diesel::QueryableByName)]
+    struct Flags {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        consent_recommendations: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        consent_partner_sharing: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        consent_location: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        consent_marketing: bool,
+    }
+    use diesel::{Connection, RunQueryDsl};
+    let path = app.data_dir().join("demo-platform.db");
+    let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+    let rows: Vec<Flags> = diesel::sql_query(
+        "SELECT id, consent_recommendations, consent_partner_sharing, consent_location, consent_marketing FROM users ORDER BY id",
+    )
+    .load(&mut c)
+    .unwrap();
+    rows.into_iter()
+        .map(|f| {
+            (
+                f.id,
+                f.consent_recommendations,
+                f.consent_partner_sharing,
+                f.consent_location,
+                f.consent_marketing,
+            )
+        })
+        .collect()
+}
+
+async fn a_consent_withdrawal_reaches_the_platform_database(app: TestApp) {
+    let admin = app.admin_token().await;
+    let everyone = vec![
+        (1001, true, true, true, true),
+        (1002, true, true, true, true),
+        (1003, true, true, true, true),
+    ];
+    assert_eq!(consent_flags(&app), everyone);
+    // Li Lei withdraws partner sharing and marketing (by the email he proves).
+    let sub = app.submit("consent_withdrawal", "cn").await;
+    app.verify_by_code(&sub.reference).await;
+    let id = app.id_of(&admin, &sub.reference).await;
+    let done = wait_for_status(&app, &admin, &id, "completed").await;
+    assert_eq!(
+        consent_flags(&app),
+        vec![
+            (1001, true, false, true, false),
+            (1002, true, true, true, true),
+            (1003, true, true, true, true),
+        ],
+        "only his two flags"
+    );
+    assert!(
+        notes(&done)
+            .iter()
+            .any(|n| n.contains("(consent_withdrawal): consent flags cleared on 2 rows")),
+        "{done}"
+    );
+    assert!(
+        done.to_string().contains("已撤回您选择的同意"),
+        "the consent summary: {done}"
+    );
+}
+on_both_backends!(a_consent_withdrawal_reaches_the_platform_database, |c| {
+    c.fulfilment.demo_platform = true
+});

@@ -10,7 +10,12 @@ CREATE TABLE users (
     email TEXT,
     interests TEXT,
     id_card TEXT,
-    processing_restricted BOOLEAN NOT NULL DEFAULT FALSE
+    processing_restricted BOOLEAN NOT NULL DEFAULT FALSE,
+    -- What the user agreed to in the platform's settings (the consent ledger's purposes).
+    consent_recommendations BOOLEAN NOT NULL DEFAULT TRUE,
+    consent_partner_sharing BOOLEAN NOT NULL DEFAULT TRUE,
+    consent_location BOOLEAN NOT NULL DEFAULT TRUE,
+    consent_marketing BOOLEAN NOT NULL DEFAULT TRUE
 );
 CREATE INDEX users_email ON users (email);
 CREATE INDEX users_phone ON users (phone);
