@@ -226,6 +226,9 @@ pub struct FulfilmentConfig {
     pub recipients: Vec<SystemConfig>,
     /// How many days before a restriction is lifted the subject is told (GDPR Art. 18(3)).
     pub restriction_notice_days: u32,
+    /// Other processors a subject may have their portability package sent to (GDPR Art.
+    /// 20(2), PIPL Art. 45): `connector = "http"` with an https url and secrets.
+    pub destinations: Vec<SystemConfig>,
 }
 
 impl Default for FulfilmentConfig {
@@ -235,6 +238,7 @@ impl Default for FulfilmentConfig {
             systems: vec![],
             recipients: vec![],
             restriction_notice_days: 7,
+            destinations: vec![],
         }
     }
 }

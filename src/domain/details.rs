@@ -125,9 +125,13 @@ pub struct RestrictionDetails {
 pub struct PortabilityDetails {
     pub categories: Vec<DataCategory>,
     pub format: AccessFormat,
-    /// Another processor to send the data to, if the subject wants that.
+    /// Another processor to send the data to, if the subject wants that (in their words).
     #[serde(default)]
     pub recipient: Option<FreeText>,
+    /// A processor the operator registered (`[[fulfilment.destinations]]`, by name) that the
+    /// package is sent to once it is built.
+    #[serde(default)]
+    pub destination: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

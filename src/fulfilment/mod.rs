@@ -17,6 +17,7 @@ pub mod report;
 pub mod restriction;
 pub mod run;
 pub mod sql;
+pub mod transfer;
 pub mod zipstream;
 
 /// The demo platform (WEIMACMS): its schema and data, portable between SQLite and PostgreSQL.

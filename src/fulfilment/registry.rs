@@ -84,6 +84,15 @@ impl System {
 #[derive(Default)]
 pub struct Registry {
     systems: Vec<System>,
+    destinations: Vec<Destination>,
+}
+
+/// Another processor a portability package can be sent to.
+pub struct Destination {
+    pub name: String,
+    pub label: String,
+    pub http: HttpSystem,
+    pub timeout: Duration,
 }
 
 /// The demo platform's name in tasks and reports.
@@ -228,11 +237,52 @@ impl Registry {
                 purposes: s.purposes.clone(),
             });
         }
-        Ok(Registry { systems })
+        let mut destinations: Vec<Destination> = vec![];
+        for d in &cfg.destinations {
+            if !name_ok(&d.name) || destinations.iter().any(|x| x.name == d.name) {
+                return Err(format!("destination {:?}: a plain name, once", d.name));
+            }
+            // Packages leave only encrypted: https, except to this machine (tests, a local
+            // relay).
+            let url = d.url.as_ref().map(|u| u.expose()).unwrap_or_default();
+            if !(url.starts_with("https://") || url.starts_with("http://127.0.0.1")) {
+                return Err(format!("destination {}: the url must be https://", d.name));
+            }
+            let Connector::Http(http) = connector(&SystemConfig {
+                categories: vec![DataCategory::Account],
+                ..d.clone()
+            })
+            .map_err(|e| format!("destination {}: {e}", d.name))?
+            else {
+                return Err(format!("destination {}: connector = \"http\"", d.name));
+            };
+            destinations.push(Destination {
+                name: d.name.clone(),
+                label: d.label.clone().unwrap_or_else(|| d.name.clone()),
+                http,
+                timeout: Duration::from_secs(d.timeout_seconds.clamp(1, 3600)),
+            });
+        }
+        Ok(Registry {
+            systems,
+            destinations,
+        })
     }
 
     pub fn new(systems: Vec<System>) -> Registry {
-        Registry { systems }
+        Registry {
+            systems,
+            destinations: vec![],
+        }
+    }
+
+    /// The processors a package can be sent to.
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
+    }
+
+    pub fn destination(&self, name: &str) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.name == name)
     }
 
     /// Every system and recipient (tasks name either).

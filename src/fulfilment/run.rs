@@ -705,6 +705,7 @@ pub fn build_then_complete(
         return Ok(());
     }
     super::package::build(s, registry, &r, now)?;
+    super::transfer::queue(s, &r, now)?;
     complete(s, registry, &r, now)
 }
 
@@ -724,6 +725,12 @@ fn complete(
         (_, Locale::ZhCn) => "已在保存您个人信息的各系统中办理完毕。".to_owned(),
         (_, Locale::En) => "Done in every system that holds your personal information.".to_owned(),
     };
+    if let Some(label) = super::transfer::destination_of(registry, r).map(|d| d.label.clone()) {
+        summary.push_str(&match r.locale {
+            Locale::ZhCn => format!("\n按您的要求，您的数据副本将直接发送至：{label}。"),
+            Locale::En => format!("\nAs you asked, a copy of your data is being sent to: {label}."),
+        });
+    }
     for t in all.iter().filter(|t| t.task.status == WAIVED) {
         let reason = t
             .task

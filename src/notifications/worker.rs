@@ -17,6 +17,7 @@ use crate::fulfilment::package::BUILD_RESULT;
 use crate::fulfilment::run;
 use crate::service::{now, Services};
 use crate::storage::consents::CONSENT_WEBHOOK;
+use crate::storage::outbox::TRANSFER;
 use crate::storage::outbox::{self, OutboxRow, EMAIL, NOTIFY, SMS, START_FULFILMENT};
 use crate::storage::tasks::FULFIL;
 use crate::storage::StoreError;
@@ -122,6 +123,11 @@ impl Worker {
                 let request_id = row.request_id.as_deref().unwrap_or_default();
                 let s = &self.services;
                 run::build_then_complete(s, s.systems(), request_id, now())
+                    .map_err(NotifyError::from)
+            }
+            TRANSFER => {
+                let request_id = row.request_id.as_deref().unwrap_or_default();
+                crate::fulfilment::transfer::send(&self.services, request_id, now())
                     .map_err(NotifyError::from)
             }
             CONSENT_WEBHOOK => crate::fulfilment::consents::send_webhook(&self.services, row)

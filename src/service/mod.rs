@@ -205,6 +205,9 @@ pub enum ServiceError {
     /// A waived task needs its reason.
     #[error("say why the task cannot be done")]
     WaiveReasonMissing,
+    /// A portability request named a destination that is not configured.
+    #[error("no such destination")]
+    UnknownDestination,
     /// Only a completed restriction request with a restriction in force can be lifted.
     #[error("there is no restriction in force to lift")]
     NotRestricted,

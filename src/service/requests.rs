@@ -47,6 +47,14 @@ pub fn submit(
     if received_at > now + Duration::minutes(RECEIPT_SKEW) {
         return Err(ServiceError::ReceivedInFuture);
     }
+    // A package goes only to a processor the operator registered.
+    if let crate::domain::details::RequestDetails::Portability(d) = &new.details {
+        if let Some(name) = &d.destination {
+            if s.systems().destination(name).is_none() {
+                return Err(ServiceError::UnknownDestination);
+            }
+        }
+    }
     let outcome = domain::submit(
         new.kind,
         new.jurisdiction,

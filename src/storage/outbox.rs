@@ -46,6 +46,8 @@ pub const START_FULFILMENT: &str = "start_fulfilment";
 /// Written when every task of an access or portability request has ended: build its result
 /// (report or package), then complete it.
 pub const BUILD_RESULT: &str = "build_result";
+/// Sends a built portability package to the processor the subject chose.
+pub const TRANSFER: &str = "transfer_package";
 
 impl OutboxRow {
     pub fn new(
@@ -185,7 +187,7 @@ pub fn claim(
     };
     let sql = format!(
         "UPDATE outbox SET status = '{PROCESSING}', claimed_by = $1, claimed_until = $2, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}', '{START_FULFILMENT}', '{FULFIL}', '{CONSENT_WEBHOOK}', '{BUILD_RESULT}') \
+         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}', '{START_FULFILMENT}', '{FULFIL}', '{CONSENT_WEBHOOK}', '{BUILD_RESULT}', '{TRANSFER}') \
            AND ((status = '{PENDING}' AND run_after <= $3) OR (status = '{PROCESSING}' AND claimed_until < $3)) \
            ORDER BY run_after, id LIMIT $4 {lock}) {CLAIM_RETURNING}"
     );

@@ -135,3 +135,18 @@ pub fn purge_expired(
     }
     Ok(expired.len())
 }
+
+/// A request's live result by file name (the package a transfer sends).
+pub fn package_of(
+    conn: &mut DbConnection,
+    request_id: &str,
+    file_name: &str,
+) -> Result<Option<StoredResult>, StoreError> {
+    Ok(request_results::table
+        .filter(request_results::request_id.eq(request_id))
+        .filter(request_results::file_name.eq(file_name))
+        .filter(request_results::purged_at.is_null())
+        .select(StoredResult::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -242,7 +242,7 @@ pub fn spec() -> Value {
                         "locale": { "enum": ["zh-CN", "en"] },
                         "subject": { "type": "object", "properties": { "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" }, "birth_date": { "type": "string", "format": "date", "description": "Only to tell whether the subject is under 14 (then a guardian must act); not stored" } }, "description": "At least an email or a phone number" },
                         "representative": { "enum": ["guardian", "relative", "agent"], "description": "Someone acting for the subject; always needs a staff check" },
-                        "details": { "type": "object", "description": "Per kind: access {categories, format}; correction {fields: [{field, current_value?, corrected_value}]}; deletion {scope: account|categories, categories?}; restriction {processing, ground, explanation?}; portability {categories, format: json|csv, recipient?}; consent_withdrawal {consents}; complaint {subject, account, related_reference?}" },
+                        "details": { "type": "object", "description": "Per kind: access {categories, format}; correction {fields: [{field, current_value?, corrected_value}]}; deletion {scope: account|categories, categories?}; restriction {processing, ground, explanation?}; portability {categories, format: json|csv, recipient?, destination?}; consent_withdrawal {consents}; complaint {subject, account, related_reference?}" },
                         "received_at": { "type": "string", "format": "date-time", "description": "Staff only" },
                         "channel": { "enum": ["phone", "letter", "email", "in_person"], "description": "Staff only" }
                     }

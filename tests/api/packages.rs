@@ -158,3 +158,118 @@ on_both_backends!(
     an_approved_portability_request_becomes_a_sealed_package,
     |c| c.fulfilment.demo_platform = true
 );
+
+const NEWCO_SECRET: &str = "newco-shared-secret-0123456789abcdefgh";
+
+/// The subject has the package sent to another processor: streamed to it, signed, whole.
+async fn the_package_is_sent_to_the_processor_the_subject_chose(backend: crate::helpers::Backend) {
+    let newco = crate::smtp::HttpCapture::start().await;
+    let url = newco.url();
+    let Some(app) = crate::helpers::spawn_app_with(backend, move |c| {
+        c.fulfilment.demo_platform = true;
+        c.fulfilment.destinations = vec![rightsflow::config::SystemConfig {
+            label: Some("新公司 / NewCo".into()),
+            connector: rightsflow::config::ConnectorKind::Http,
+            url: Some(rightsflow::config::Secret::new(url)),
+            dataset: None,
+            secrets: vec![rightsflow::config::Secret::new(NEWCO_SECRET)],
+            ..rightsflow::config::SystemConfig::sql("newco", "", "".into())
+        }];
+    })
+    .await
+    else {
+        return crate::helpers::skip("packages::the_package_is_sent");
+    };
+    let admin = app.admin_token().await;
+    let (_, reviewer) = app.staff("reviewer", Role::Reviewer).await;
+    let submit = |destination: &str| {
+        let body = json!({
+            "kind": "portability", "jurisdiction": "eu",
+            "subject": { "name": "李雷", "email": "li.lei@example.com" },
+            "details": { "categories": ["orders"], "format": "json", "destination": destination },
+        });
+        let (client, url) = (app.client.clone(), app.url("/api/v1/requests"));
+        async move { client.post(url).json(&body).send().await.unwrap() }
+    };
+    // Only a registered destination.
+    let res = submit("https://evil.example/collect").await;
+    assert_eq!(
+        crate::helpers::error_code(res).await,
+        (
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_destination".to_owned()
+        )
+    );
+    let res = submit("newco").await;
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    let reference = res.json::<Value>().await.unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = app.verify_by_code(&reference).await;
+    let id = app.id_of(&admin, &reference).await;
+    approve_deletion(&app, &admin, &reviewer, &id).await;
+    let done = wait_for_status(&app, &admin, &id, "completed").await;
+    assert!(
+        done.to_string().contains("新公司 / NewCo"),
+        "the completion says where it goes"
+    );
+    let sent = newco.wait_for(1, 10).await;
+    let header = |name: &str| {
+        sent[0]
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let body = newco.raw.lock().unwrap()[0].clone();
+    // What arrived is the package, whole: its checksum is the signed one and the subject's.
+    let list: Value = app
+        .get_with(&format!("/api/v1/requests/{reference}/results"), &session)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hex(&body), list["items"][0]["sha256"].as_str().unwrap());
+    assert_eq!(header("x-rightsflow-content-sha256"), hex(&body));
+    assert_eq!(
+        rightsflow::auth::signing::verify(
+            &[NEWCO_SECRET.to_owned()],
+            Some(&header("x-rightsflow-timestamp")),
+            Some(&header("x-rightsflow-signature")),
+            &hex(&body),
+            chrono::Utc::now().timestamp(),
+        ),
+        Ok(())
+    );
+    assert_eq!(header("content-type"), "application/zip");
+    let files = unzip(&body);
+    assert!(files
+        .iter()
+        .any(|(n, _)| n == "systems/weimacms-demo/orders.csv"));
+    // The event log says where it went.
+    let mut noted = false;
+    for _ in 0..50 {
+        let view = app.staff_get(&admin, &id).await;
+        if view
+            .to_string()
+            .contains("portability package sent to 新公司 / NewCo")
+        {
+            noted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(noted);
+}
+
+#[tokio::test]
+async fn the_package_is_sent_to_the_processor_the_subject_chose_on_sqlite() {
+    the_package_is_sent_to_the_processor_the_subject_chose(crate::helpers::Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_package_is_sent_to_the_processor_the_subject_chose_on_postgres() {
+    the_package_is_sent_to_the_processor_the_subject_chose(crate::helpers::Backend::Postgres).await;
+}

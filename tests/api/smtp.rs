@@ -204,6 +204,8 @@ pub type Responder = Arc<dyn Fn(&Captured) -> (u16, Vec<(String, String)>, Strin
 pub struct HttpCapture {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Captured>>>,
+    /// The bodies as bytes (a ZIP is not text).
+    pub raw: Arc<Mutex<Vec<Vec<u8>>>>,
     responder: Option<Responder>,
 }
 
@@ -254,6 +256,7 @@ impl HttpCapture {
                     tokio::io::AsyncReadExt::read_exact(&mut reader, &mut body)
                         .await
                         .ok()?;
+                    c.raw.lock().unwrap().push(body.clone());
                     let captured = (headers, String::from_utf8_lossy(&body).into_owned());
                     let (status, extra, answer) = match &c.responder {
                         Some(r) => r(&captured),
