@@ -290,6 +290,10 @@ pub struct SystemConfig {
     /// http and manual: the consent purposes it keeps; a withdrawal of any is passed on.
     #[serde(default)]
     pub purposes: Vec<String>,
+    /// http: the identity keys it understands (`platform_user_id`, `email`, `phone`); only
+    /// those are sent. Default: all three.
+    #[serde(default)]
+    pub keys: Vec<crate::fulfilment::dataset::IdentityKey>,
     /// How long one attempt may take (an HTTP call; a SQL statement on PostgreSQL).
     #[serde(default = "default_task_timeout")]
     pub timeout_seconds: u64,
@@ -313,6 +317,7 @@ impl SystemConfig {
             instructions: None,
             purpose: None,
             purposes: vec![],
+            keys: vec![],
             timeout_seconds: default_task_timeout(),
         }
     }

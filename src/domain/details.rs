@@ -130,7 +130,7 @@ pub struct PortabilityDetails {
     pub recipient: Option<FreeText>,
     /// A processor the operator registered (`[[fulfilment.destinations]]`, by name) that the
     /// package is sent to once it is built.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
 }
 

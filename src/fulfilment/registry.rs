@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, IdentityKey};
 use super::sql::Target;
 use crate::config::{ConnectorKind, FulfilmentConfig, SystemConfig};
 use crate::domain::details::DataCategory;
@@ -45,6 +45,8 @@ pub struct HttpSystem {
     /// The first signs; any of them is accepted on answers and callbacks (rotation).
     pub secrets: Vec<String>,
     pub categories: Vec<DataCategory>,
+    /// The identity keys it understands: only these are sent.
+    pub keys: Vec<IdentityKey>,
 }
 
 impl System {
@@ -123,6 +125,7 @@ fn connector(s: &SystemConfig) -> Result<Connector, String> {
     match s.connector {
         ConnectorKind::Sql => {
             unused("secrets", !s.secrets.is_empty())?;
+            unused("keys (the dataset's [subject] says)", !s.keys.is_empty())?;
             unused(
                 "purposes (the dataset's [consents] says)",
                 !s.purposes.is_empty(),
@@ -151,14 +154,25 @@ fn connector(s: &SystemConfig) -> Result<Connector, String> {
             if s.categories.is_empty() {
                 return Err("needs the categories of data it holds".into());
             }
+            let keys = if s.keys.is_empty() {
+                vec![
+                    IdentityKey::PlatformUserId,
+                    IdentityKey::Email,
+                    IdentityKey::Phone,
+                ]
+            } else {
+                s.keys.clone()
+            };
             Ok(Connector::Http(HttpSystem {
                 url,
                 secrets,
                 categories: s.categories.clone(),
+                keys,
             }))
         }
         ConnectorKind::Manual => {
             unused("url", s.url.is_some())?;
+            unused("keys", !s.keys.is_empty())?;
             unused("dataset", s.dataset.is_some())?;
             unused("secrets", !s.secrets.is_empty())?;
             if s.categories.is_empty() {

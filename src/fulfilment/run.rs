@@ -260,7 +260,7 @@ pub fn perform(
             Outcome::Done(sql_task(&r, &task, url, dataset, system.timeout)?)
         }
         Connector::Http(http) => {
-            let body = task_body(s, &r, &task, system.recipient.is_some(), now);
+            let body = task_body(s, &r, &task, system.recipient.is_some(), &http.keys, now);
             match super::http::call(system, http, &task.id, &task.action, &body, now)? {
                 Answer::Done(result) => {
                     let summary = answer_summary(&task.action, &result);
@@ -428,9 +428,13 @@ fn task_body(
     r: &StoredRequest,
     task: &TaskRow,
     recipient: bool,
+    understood: &[super::dataset::IdentityKey],
     now: DateTime<Utc>,
 ) -> Value {
+    use super::dataset::IdentityKey;
     let keys = keys_of(r);
+    // Only the keys the system understands: no more personal data leaves than it needs.
+    let only = |k: IdentityKey, v: Option<String>| if understood.contains(&k) { v } else { None };
     let scope = match details(r) {
         Some(RequestDetails::Deletion(d)) => json!(d.scope),
         _ => Value::Null,
@@ -446,7 +450,11 @@ fn task_body(
         "deletion_scope": scope,
         "consents": super::consents::purposes_of(r),
         "corrections": corrections(r).iter().map(|(f, v)| json!({ "field": f, "value": v })).collect::<Vec<_>>(),
-        "subject": { "platform_user_id": keys.platform_user_id, "email": keys.email, "phone": keys.phone },
+        "subject": {
+            "platform_user_id": only(IdentityKey::PlatformUserId, keys.platform_user_id),
+            "email": only(IdentityKey::Email, keys.email),
+            "phone": only(IdentityKey::Phone, keys.phone),
+        },
         "callback_url": format!("{}/api/v1/fulfilment/tasks/{}/callback", s.public_url(), task.id),
         "sent_at": now.to_rfc3339(),
     })

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use diesel::{PgConnection, SqliteConnection};
+use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -49,6 +49,8 @@ impl SubjectKeys {
 pub enum Target {
     Sqlite(SqliteConnection),
     Postgres(PgConnection),
+    /// MySQL or MariaDB, in ANSI_QUOTES mode (double-quoted names, as for the others).
+    Mysql(MysqlConnection),
 }
 
 impl Target {
@@ -65,6 +67,20 @@ impl Target {
         timeout: std::time::Duration,
     ) -> Result<Target, ConnectorError> {
         let ms = timeout.as_millis().clamp(1, 3_600_000);
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            let mut c = MysqlConnection::establish(&url)
+                .map_err(|e| ConnectorError::Connect(e.to_string()))?;
+            c.batch_execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")?;
+            // MariaDB bounds any statement (seconds); MySQL only reads (milliseconds).
+            let secs = ms.div_ceil(1000);
+            if c.batch_execute(&format!("SET SESSION max_statement_time = {secs}"))
+                .is_err()
+            {
+                let _ = c.batch_execute(&format!("SET SESSION max_execution_time = {ms}"));
+            }
+            return Ok(Target::Mysql(c));
+        }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut c =
                 PgConnection::establish(url).map_err(|e| ConnectorError::Connect(e.to_string()))?;
@@ -84,6 +100,7 @@ impl Target {
         match self {
             Target::Sqlite(c) => c.batch_execute(sql)?,
             Target::Postgres(c) => c.batch_execute(sql)?,
+            Target::Mysql(c) => c.batch_execute(sql)?,
         }
         Ok(())
     }
@@ -136,16 +153,13 @@ macro_rules! boxed {
 }
 
 impl Target {
-    fn is_postgres(&self) -> bool {
-        matches!(self, Target::Postgres(_))
-    }
-
     fn execute(&mut self, s: &Statement) -> Result<usize, ConnectorError> {
         Ok(match self {
             Target::Sqlite(c) => {
                 boxed!(diesel::sqlite::Sqlite, s.sql.clone(), &s.binds).execute(c)?
             }
             Target::Postgres(c) => boxed!(diesel::pg::Pg, numbered(&s.sql), &s.binds).execute(c)?,
+            Target::Mysql(c) => boxed!(diesel::mysql::Mysql, s.sql.clone(), &s.binds).execute(c)?,
         })
     }
 
@@ -153,6 +167,7 @@ impl Target {
         let rows: Vec<JsonRow> = match self {
             Target::Sqlite(c) => boxed!(diesel::sqlite::Sqlite, s.sql.clone(), &s.binds).load(c)?,
             Target::Postgres(c) => boxed!(diesel::pg::Pg, numbered(&s.sql), &s.binds).load(c)?,
+            Target::Mysql(c) => boxed!(diesel::mysql::Mysql, s.sql.clone(), &s.binds).load(c)?,
         };
         Ok(rows
             .into_iter()
@@ -164,10 +179,10 @@ impl Target {
         &mut self,
         f: impl FnOnce(&mut Target) -> Result<T, ConnectorError>,
     ) -> Result<T, ConnectorError> {
-        self.run_script(if self.is_postgres() {
-            "BEGIN"
-        } else {
-            "BEGIN IMMEDIATE"
+        self.run_script(match self {
+            Target::Postgres(_) => "BEGIN",
+            Target::Mysql(_) => "START TRANSACTION",
+            Target::Sqlite(_) => "BEGIN IMMEDIATE",
         })?;
         match f(self) {
             Ok(v) => {
@@ -184,10 +199,12 @@ impl Target {
     /// The expression that reads listed columns as one JSON object (text).
     fn json_of(&self, columns: &[&str]) -> String {
         let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', \"{c}\"")).collect();
-        if self.is_postgres() {
-            format!("CAST(json_build_object({}) AS TEXT)", pairs.join(", "))
-        } else {
-            format!("json_object({})", pairs.join(", "))
+        match self {
+            Target::Postgres(_) => {
+                format!("CAST(json_build_object({}) AS TEXT)", pairs.join(", "))
+            }
+            Target::Mysql(_) => format!("CAST(JSON_OBJECT({}) AS CHAR)", pairs.join(", ")),
+            Target::Sqlite(_) => format!("json_object({})", pairs.join(", ")),
         }
     }
 }
@@ -292,6 +309,7 @@ pub fn count(target: &mut Target, table: &Table, subject: &Subject) -> Result<i6
     let found: Vec<Count> = match target {
         Target::Sqlite(c) => boxed!(diesel::sqlite::Sqlite, sql, &binds).load(c)?,
         Target::Postgres(c) => boxed!(diesel::pg::Pg, numbered(&sql), &binds).load(c)?,
+        Target::Mysql(c) => boxed!(diesel::mysql::Mysql, sql, &binds).load(c)?,
     };
     Ok(found.first().map_or(0, |c| c.n))
 }
@@ -339,6 +357,14 @@ pub fn each_row<E: From<ConnectorError>>(
         Target::Postgres(c) => {
             let rows = boxed!(diesel::pg::Pg, numbered(&sql), &binds)
                 .load_iter::<JsonRow, diesel::pg::PgRowByRowLoadingMode>(c)
+                .map_err(ConnectorError::from)?;
+            for row in rows {
+                each(row)?;
+            }
+        }
+        Target::Mysql(c) => {
+            let rows = boxed!(diesel::mysql::Mysql, sql, &binds)
+                .load_iter::<JsonRow, diesel::connection::DefaultLoadingMode>(c)
                 .map_err(ConnectorError::from)?;
             for row in rows {
                 each(row)?;

@@ -180,12 +180,15 @@ async fn http_and_manual_systems(backend: Backend) {
                 crm_url,
                 vec![DataCategory::Account],
             ),
-            http_system(
-                "billing",
-                "结算系统 / Billing",
-                billing_url,
-                vec![DataCategory::Orders],
-            ),
+            SystemConfig {
+                keys: vec![rightsflow::fulfilment::dataset::IdentityKey::PlatformUserId],
+                ..http_system(
+                    "billing",
+                    "结算系统 / Billing",
+                    billing_url,
+                    vec![DataCategory::Orders],
+                )
+            },
             SystemConfig {
                 label: Some("纸质档案 / Paper files".into()),
                 connector: ConnectorKind::Manual,
@@ -245,6 +248,10 @@ async fn http_and_manual_systems(backend: Backend) {
             .all(|t| t.task.system != "paper"),
         "identity was not asked for"
     );
+    // Billing understands only platform user ids: the email is not sent to it.
+    let billed: Value = serde_json::from_str(&billing_end.wait_for(1, 10).await[0].1).unwrap();
+    assert_eq!(billed["subject"]["email"], Value::Null);
+    assert_eq!(billed["action"], "access");
     // The forged answer is refused, retried, then shown as failed; nothing of it is kept.
     let failed = wait_run(&app, &id, "billing", "failed").await;
     assert_eq!(failed.task.status, "pending");
@@ -320,6 +327,26 @@ async fn http_and_manual_systems(backend: Backend) {
         crate::helpers::ADMIN_PASSWORD,
     )
     .await;
+    // The registry page shows staff where requests go, without addresses or secrets.
+    let systems = console.get("/console/systems").await.text().await.unwrap();
+    for expected in [
+        "会员中心 / Member centre",
+        "接口（HTTP，签名）",
+        "纸质档案 / Paper files",
+        "人工办理",
+        "销毁客户的纸质档案",
+    ] {
+        assert!(
+            systems.contains(expected),
+            "{expected} missing from /console/systems"
+        );
+    }
+    for secret in [NEW_SECRET, OLD_SECRET, "127.0.0.1"] {
+        assert!(
+            !systems.contains(secret),
+            "{secret} shown on /console/systems"
+        );
+    }
     let page = console
         .get(&format!("/console/requests/{id}"))
         .await

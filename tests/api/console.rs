@@ -113,6 +113,7 @@ async fn every_route_with_every_role(app: TestApp) {
         &request,
         "/console/staff",
         "/console/account",
+        "/console/systems",
     ] {
         let res = anon.get(path).await;
         assert!(goes_to_sign_in(&res), "GET {path}");
@@ -125,6 +126,8 @@ async fn every_route_with_every_role(app: TestApp) {
         "/console/sign-out",
         "/console/account/totp",
         &format!("/console/requests/{id}/tasks/x/waive"),
+        &format!("/console/requests/{id}/tasks/x/done"),
+        &format!("/console/requests/{id}/restriction/lift"),
     ] {
         let res = anon.post(path, &[("command", "note"), ("text", "x")]).await;
         assert!(goes_to_sign_in(&res), "POST {path}");

@@ -200,6 +200,7 @@ pub(crate) fn flag_count(t: &mut Target) -> usize {
     let n: N = match t {
         Target::Sqlite(c) => diesel::sql_query(sql).get_result(c).unwrap(),
         Target::Postgres(c) => diesel::sql_query(sql).get_result(c).unwrap(),
+        Target::Mysql(c) => diesel::sql_query(sql).get_result(c).unwrap(),
     };
     n.n as usize
 }
@@ -215,6 +216,15 @@ fn the_sql_connector_on_sqlite() {
 fn the_sql_connector_on_postgres() {
     let Some((url, _guard)) = scratch_postgres() else {
         return skip("fulfilment::the_sql_connector_on_postgres");
+    };
+    the_connector_acts_on_one_subject_only(&url);
+}
+
+#[test]
+fn the_sql_connector_on_mysql() {
+    let Some((url, _guard)) = crate::helpers::scratch_mysql() else {
+        eprintln!("SKIPPED fulfilment::the_sql_connector_on_mysql: set RIGHTSFLOW_TEST_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306/test) to run it");
+        return;
     };
     the_connector_acts_on_one_subject_only(&url);
 }

@@ -575,3 +575,53 @@ pub async fn error_code(res: Response) -> (StatusCode, String) {
     );
     (status, code)
 }
+
+/// A MySQL/MariaDB database of its own for a test (the connector's third kind of target),
+/// dropped afterwards; `None` without `RIGHTSFLOW_TEST_MYSQL_URL` (e.g.
+/// `mysql://root@127.0.0.1:3306/test`), unless `RIGHTSFLOW_TEST_REQUIRE_MYSQL=1` (as in CI) makes
+/// that a failure.
+pub fn scratch_mysql() -> Option<(String, impl Drop)> {
+    let base = match std::env::var("RIGHTSFLOW_TEST_MYSQL_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => url,
+        None => {
+            assert!(
+                std::env::var("RIGHTSFLOW_TEST_REQUIRE_MYSQL").as_deref() != Ok("1"),
+                "RIGHTSFLOW_TEST_REQUIRE_MYSQL=1 but RIGHTSFLOW_TEST_MYSQL_URL is not set"
+            );
+            return None;
+        }
+    };
+    struct MysqlDatabase {
+        admin_url: String,
+        name: String,
+    }
+    impl Drop for MysqlDatabase {
+        fn drop(&mut self) {
+            if let Ok(mut c) = diesel::MysqlConnection::establish(&self.admin_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE `{}`", self.name)).execute(&mut c);
+            }
+        }
+    }
+    let name = format!("rf_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = diesel::MysqlConnection::establish(&base)
+        .unwrap_or_else(|e| panic!("cannot reach MySQL at RIGHTSFLOW_TEST_MYSQL_URL: {e}"));
+    diesel::sql_query(format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let url = match base.rfind('/') {
+        Some(i) if i > "mysql://".len() => format!("{}/{name}", &base[..i]),
+        _ => format!("{base}/{name}"),
+    };
+    Some((
+        url,
+        MysqlDatabase {
+            admin_url: base,
+            name,
+        },
+    ))
+}

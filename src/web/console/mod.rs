@@ -9,6 +9,7 @@ pub mod request;
 pub mod second_factor;
 pub mod session;
 pub mod staff_admin;
+pub mod systems;
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/console/requests/{id}/restriction/lift",
             web::post().to(request::lift_restriction),
         )
+        .route("/console/systems", web::get().to(systems::list))
         .route("/console/staff", web::get().to(staff_admin::list))
         .route("/console/staff", web::post().to(staff_admin::add))
         .route("/console/staff/{id}", web::post().to(staff_admin::change));
