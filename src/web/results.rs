@@ -207,6 +207,26 @@ fn stream(s: &Services, file: StoredResult) -> ChunkBody {
     ChunkBody { size, chunks: rx }
 }
 
+/// An HTML report shown in the browser: sandboxed (no script, no requests, no forms; only its
+/// own inline style), never cached. The access report is ours and escaped; the sandbox holds
+/// for an attached file too.
+pub fn inline_response(s: &Services, file: StoredResult) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(file.content_type.clone())
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{}\"", file.file_name),
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header((
+            "Content-Security-Policy",
+            "sandbox; default-src 'none'; style-src 'unsafe-inline'",
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(stream(s, file))
+}
+
 /// The file as an attachment: never rendered inside our origin (an HTML report could carry
 /// anything), never cached.
 pub fn file_response(s: &Services, file: StoredResult) -> HttpResponse {

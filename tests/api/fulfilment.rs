@@ -292,6 +292,40 @@ async fn approved_requests_are_fulfilled_in_the_demo_platform(app: TestApp) {
     for other in ["韩梅梅", "WM20260420003", "/products/earphones"] {
         assert!(!report.contains(other), "{other} in Li Lei's report");
     }
+    // In the portal the report can also be read in the browser, sandboxed, to print.
+    let portal = |path: String| {
+        let (client, url, cookie) = (
+            app.client.clone(),
+            app.url(&path),
+            format!("rf_session={session}"),
+        );
+        async move {
+            client
+                .get(url)
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let page = portal(format!("/requests/{}", sub.reference))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let view = format!("/requests/{}/results/{rid}?view=1", sub.reference);
+    assert!(page.contains(&view.replace('&', "&amp;")), "{page}");
+    let shown = portal(view).await;
+    assert!(shown.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("inline"));
+    let csp = shown.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.starts_with("sandbox; default-src 'none'"), "{csp}");
+    assert!(shown.text().await.unwrap().contains("李雷"));
 
     // Deletion: staff check, two approvers; then the platform no longer knows him.
     let sub = app.submit("deletion", "cn").await;

@@ -546,6 +546,7 @@ fn request_context(
             json!({
                 "href": format!("/requests/{}/results/{}", r.reference, m.id),
                 "file_name": m.file_name,
+                "viewable": m.content_type.starts_with("text/html"),
                 "size": human_size(m.size),
                 "expires": page.time(crate::storage::from_db_time(m.expires_at)),
             })
@@ -611,8 +612,13 @@ pub async fn result(
         Ok(r) => r,
         Err(redirect) => return redirect,
     };
+    // `?view=1` shows an HTML report in the browser (still sandboxed) instead of saving it.
+    let view = web_query(&req, "view").as_deref() == Some("1");
     let services = s.clone();
     match blocking(move || crate::service::results::download(&services, &r, &id, now())).await {
+        Ok(file) if view && file.content_type.starts_with("text/html") => {
+            crate::web::results::inline_response(&s, file)
+        }
         Ok(file) => crate::web::results::file_response(&s, file),
         Err(e) => error_page(&page, &n, &e),
     }
