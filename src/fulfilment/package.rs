@@ -15,6 +15,7 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use sha2::Digest;
 
 use super::dataset::Dataset;
 use super::registry::{Connector, Registry, System};
@@ -210,7 +211,23 @@ pub fn build(
     };
     let sealed = writer.finish()?;
     let size = sealed.size;
-    results::keep(s, r, &file_name, content_type, BUILDER, sealed, now)?;
+    // One id per request for the built result: if a second worker built it too (a build that
+    // outlasted its lease), only one row is kept; the other's chunks are purged a day later.
+    let digest = sha2::Sha256::digest(format!("built-result:{}", r.id).as_bytes());
+    let id = uuid::Uuid::from_slice(&digest[..16])
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+    let file = results::ResultFile {
+        id: Some(id),
+        file_name: &file_name,
+        content_type,
+        created_by: BUILDER,
+    };
+    match results::keep(s, r, file, sealed, now) {
+        Ok(_) => {}
+        Err(ServiceError::Store(crate::storage::StoreError::Duplicate(_))) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(reference = %r.reference, size, "result built");
     Ok(())
 }

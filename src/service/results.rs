@@ -68,17 +68,24 @@ pub fn attach(
     std::io::Write::write_all(&mut writer, &new.body)
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
     let sealed = writer.finish()?;
-    let meta = keep(
-        s,
-        &request,
-        &new.file_name,
-        &new.content_type,
-        &staff_id,
-        sealed,
-        now,
-    )?;
+    let file = ResultFile {
+        id: None,
+        file_name: &new.file_name,
+        content_type: &new.content_type,
+        created_by: &staff_id,
+    };
+    let meta = keep(s, &request, file, sealed, now)?;
     tracing::info!(reference = %request.reference, size = meta.size, "result attached");
     Ok(meta)
+}
+
+/// What a kept result is called and who made it.
+pub struct ResultFile<'a> {
+    /// A fixed id (one result per request however often it is built), or a fresh one.
+    pub id: Option<String>,
+    pub file_name: &'a str,
+    pub content_type: &'a str,
+    pub created_by: &'a str,
 }
 
 /// Hands a sealed blob to the subject as a result of `request`, downloadable for
@@ -86,14 +93,18 @@ pub fn attach(
 pub fn keep(
     s: &Services,
     request: &StoredRequest,
-    file_name: &str,
-    content_type: &str,
-    created_by: &str,
+    file: ResultFile,
     sealed: Sealed,
     now: DateTime<Utc>,
 ) -> Result<ResultMeta, ServiceError> {
+    let ResultFile {
+        id,
+        file_name,
+        content_type,
+        created_by,
+    } = file;
     let row = StoredResult {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         request_id: request.id.clone(),
         file_name: file_name.to_owned(),
         content_type: content_type.to_owned(),
