@@ -49,6 +49,17 @@ pub enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every request's hash-chained event log; exits 1 naming the first broken event.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +126,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init(config.log_format);
             let db = open_database(&config)?;
             println!("database is up to date ({})", db.backend().as_str());
+        }
+        Command::Audit {
+            action: AuditCommand::Verify,
+        } => {
+            crate::telemetry::init(config.log_format);
+            let db = open_database(&config)?;
+            match crate::storage::audit::verify(&mut *db.conn()?)? {
+                Ok(c) => println!(
+                    "audit chain intact: {} events in {} requests",
+                    c.events, c.requests
+                ),
+                Err(b) => {
+                    println!(
+                        "audit chain broken at request {} (id {}), event {}: {}",
+                        b.reference.as_deref().unwrap_or("?"),
+                        b.request_id,
+                        b.seq,
+                        b.why
+                    );
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Staff {
             action:

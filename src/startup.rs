@@ -52,6 +52,11 @@ pub fn load_calendars(config: &Config) -> Result<CalendarSet, StartupError> {
 pub fn open_database(config: &Config) -> Result<Database, StartupError> {
     let db = Database::connect(&config.database_url(), config.database_pool_size)?;
     let applied = db.migrate()?;
+    // Events written before the audit chain existed join it, in order.
+    let sealed = crate::storage::audit::seal_unsealed(&mut *db.conn()?)?;
+    if sealed > 0 {
+        tracing::info!(events = sealed, "sealed events into the audit chain");
+    }
     tracing::info!(backend = db.backend().as_str(), applied, "database ready");
     Ok(db)
 }

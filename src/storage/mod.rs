@@ -1,6 +1,7 @@
 //! Storage: diesel over SQLite (embedded default) and PostgreSQL (production). Every state
 //! change and its event and outbox rows are written in one transaction.
 
+pub mod audit;
 pub mod blobs;
 pub mod consents;
 pub mod db;

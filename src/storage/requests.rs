@@ -57,8 +57,10 @@ fn append(
     outcome: &Outcome,
 ) -> Result<(), StoreError> {
     let seq = outcome.state.version;
+    let mut row = EventRow::new(&request.id, seq, &outcome.event);
+    super::audit::chain(c, &mut row)?;
     diesel::insert_into(request_events::table)
-        .values(EventRow::new(&request.id, seq, &outcome.event))
+        .values(row)
         .execute(c)
         .map_err(|e| match duplicate_as(e, "event") {
             StoreError::Duplicate(_) => StoreError::Conflict,

@@ -259,6 +259,10 @@ pub struct EventRow {
     pub from_status: Option<String>,
     pub to_status: String,
     pub details: String,
+    /// The hash of the request's event before this one (the audit chain; see `audit.rs`).
+    pub prev_hash: Option<String>,
+    /// The hash of this event's content with `prev_hash`.
+    pub hash: Option<String>,
 }
 
 impl EventRow {
@@ -278,6 +282,8 @@ impl EventRow {
             from_status: event.from.map(|s| s.as_str().to_owned()),
             to_status: event.to.as_str().to_owned(),
             details: event.details.to_string(),
+            prev_hash: None,
+            hash: None,
         }
     }
 

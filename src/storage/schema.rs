@@ -66,6 +66,8 @@ diesel::table! {
         from_status -> Nullable<Text>,
         to_status -> Text,
         details -> Text,
+        prev_hash -> Nullable<Text>,
+        hash -> Nullable<Text>,
     }
 }
 

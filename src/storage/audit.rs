@@ -1,0 +1,230 @@
+//! The tamper-evident event log: each request's events form a hash chain. An event's `hash` is
+//! the hex SHA-256 of the previous event's hash and the event's own content (request, sequence
+//! number, time, actor, command, statuses, details, exactly as stored); the first event of a
+//! request chains to [`GENESIS`]. Changing, removing or reordering any stored event breaks the
+//! chain from there on; [`verify`] names the first broken event.
+//!
+//! Chains are per request, not one global chain: events are written under each request's own
+//! version check, so concurrent work on different requests never waits on a global tail.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use sha2::{Digest, Sha256};
+
+use super::rows::EventRow;
+use super::schema::request_events;
+use super::{DbConnection, StoreError};
+
+/// What the first event of every request chains to.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The event's content as hashed: a JSON array of its stored fields, in a fixed order.
+fn content(e: &EventRow) -> String {
+    serde_json::json!([
+        e.request_id,
+        e.seq,
+        e.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        e.actor_type,
+        e.actor_id,
+        e.actor_role,
+        e.command,
+        e.from_status,
+        e.to_status,
+        e.details,
+    ])
+    .to_string()
+}
+
+/// The hash of an event that follows `prev`.
+pub fn hash_of(prev: &str, e: &EventRow) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(content(e).as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills in a new event's place in its request's chain (inside the writing transaction, after
+/// the request's version check, so the previous event is the one just before it).
+pub fn chain(c: &mut DbConnection, row: &mut EventRow) -> Result<(), StoreError> {
+    let prev = if row.seq <= 1 {
+        GENESIS.to_owned()
+    } else {
+        request_events::table
+            .filter(request_events::request_id.eq(&row.request_id))
+            .filter(request_events::seq.eq(row.seq - 1))
+            .select(request_events::hash)
+            .first::<Option<String>>(c)
+            .optional()?
+            .flatten()
+            // Before the chain existed and not yet sealed: chain to what is there.
+            .unwrap_or_else(|| GENESIS.to_owned())
+    };
+    row.hash = Some(hash_of(&prev, row));
+    row.prev_hash = Some(prev);
+    Ok(())
+}
+
+/// Seals events written before the chain existed, request by request in order (at start-up;
+/// several instances may run it at once: each update only fills a hash that is still empty).
+pub fn seal_unsealed(c: &mut DbConnection) -> Result<usize, StoreError> {
+    let requests: Vec<String> = request_events::table
+        .filter(request_events::hash.is_null())
+        .select(request_events::request_id)
+        .distinct()
+        .load(c)?;
+    let mut sealed = 0;
+    for id in requests {
+        let events: Vec<EventRow> = request_events::table
+            .filter(request_events::request_id.eq(&id))
+            .order(request_events::seq.asc())
+            .select(EventRow::as_select())
+            .load(c)?;
+        let mut prev = GENESIS.to_owned();
+        for e in events {
+            match &e.hash {
+                Some(h) => prev = h.clone(),
+                None => {
+                    let hash = hash_of(&prev, &e);
+                    sealed += diesel::update(
+                        request_events::table
+                            .filter(request_events::request_id.eq(&e.request_id))
+                            .filter(request_events::seq.eq(e.seq))
+                            .filter(request_events::hash.is_null()),
+                    )
+                    .set((
+                        request_events::prev_hash.eq(Some(prev.clone())),
+                        request_events::hash.eq(Some(hash.clone())),
+                    ))
+                    .execute(c)?;
+                    prev = hash;
+                }
+            }
+        }
+    }
+    Ok(sealed)
+}
+
+/// Where the chain first breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub request_id: String,
+    pub reference: Option<String>,
+    pub seq: i64,
+    pub why: String,
+}
+
+/// What a whole check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub requests: usize,
+    pub events: usize,
+}
+
+#[derive(QueryableByName)]
+struct Tail {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    reference: String,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    last: Option<i64>,
+}
+
+/// Checks every request's chain, event by event, reading one event at a time: each hash
+/// recomputed from the content as stored, each event chained to the one before, sequence
+/// numbers without gaps, and the last one the request's current version (so events removed from
+/// the end are found too). Returns the first break, in request id and sequence order.
+pub fn verify(c: &mut DbConnection) -> Result<Result<Checked, Broken>, StoreError> {
+    let mut checked = Checked {
+        requests: 0,
+        events: 0,
+    };
+    let mut first_broken: Option<Broken> = None;
+    {
+        let mut current: Option<(String, i64, String)> = None; // request, last seq, last hash
+        let mut check = |e: EventRow| -> Option<Broken> {
+            checked.events += 1;
+            let (expected_seq, prev) = match &current {
+                Some((id, seq, hash)) if *id == e.request_id => (seq + 1, hash.clone()),
+                _ => {
+                    checked.requests += 1;
+                    (1, GENESIS.to_owned())
+                }
+            };
+            let broken = |why: &str| Broken {
+                request_id: e.request_id.clone(),
+                reference: None,
+                seq: e.seq,
+                why: why.to_owned(),
+            };
+            let problem = if e.seq != expected_seq {
+                Some(broken(&format!(
+                    "expected event {expected_seq} here: an event is missing"
+                )))
+            } else if e.prev_hash.as_deref() != Some(prev.as_str()) {
+                Some(broken("it does not chain to the event before it"))
+            } else if e.hash.as_deref() != Some(hash_of(&prev, &e).as_str()) {
+                Some(broken(
+                    "its content does not match its hash: it was changed",
+                ))
+            } else {
+                None
+            };
+            current = Some((
+                e.request_id.clone(),
+                e.seq,
+                e.hash.clone().unwrap_or_default(),
+            ));
+            problem
+        };
+        let rows = request_events::table
+            .order((request_events::request_id.asc(), request_events::seq.asc()))
+            .select(EventRow::as_select())
+            .load_iter::<EventRow, diesel::connection::DefaultLoadingMode>(c)?;
+        for row in rows {
+            if let Some(b) = check(row?) {
+                first_broken = Some(b);
+                break;
+            }
+        }
+    }
+    // Events cut off the end of a request: its version is ahead of its last event.
+    let tails: Vec<Tail> = diesel::sql_query(
+        "SELECT r.id AS id, r.reference AS reference, r.version AS version, \
+         (SELECT MAX(e.seq) FROM request_events e WHERE e.request_id = r.id) AS last \
+         FROM requests r ORDER BY r.id",
+    )
+    .load(c)?;
+    let cut = tails
+        .iter()
+        .find(|t| t.last.unwrap_or(0) != t.version)
+        .map(|t| Broken {
+            request_id: t.id.clone(),
+            reference: Some(t.reference.clone()),
+            seq: t.last.unwrap_or(0) + 1,
+            why: format!(
+                "the request is at version {} but its events end at {}: events were removed",
+                t.version,
+                t.last.unwrap_or(0)
+            ),
+        });
+    let broken = match (first_broken, cut) {
+        (Some(b), _) => Some(b),
+        (None, c) => c,
+    };
+    Ok(match broken {
+        None => Ok(checked),
+        Some(mut b) => {
+            if b.reference.is_none() {
+                b.reference = tails
+                    .iter()
+                    .find(|t| t.id == b.request_id)
+                    .map(|t| t.reference.clone());
+            }
+            Err(b)
+        }
+    })
+}

@@ -1,0 +1,155 @@
+//! The hash-chained event log, on SQLite and PostgreSQL: `rightsflow audit verify` passes after
+//! a full scenario, and fails naming the event when one byte of one stored event is changed, or
+//! when events are cut off the end of a request.
+
+use diesel::prelude::*;
+use rightsflow::storage::schema::request_events;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+fn verify(app: &TestApp) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
+        .args(["audit", "verify"])
+        .env("RIGHTSFLOW_DATA_DIR", app.data_dir())
+        .env("RIGHTSFLOW_DATABASE_URL", app.database_url())
+        .env_remove("RIGHTSFLOW_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+async fn audit_verify_finds_one_changed_byte(app: TestApp) {
+    let admin = app.admin_token().await;
+    // A full scenario: two requests through submission, verification, approval, completion,
+    // notes; a third withdrawn.
+    let mut ids = vec![];
+    for kind in ["access", "correction"] {
+        let sub = app.submit(kind, "cn").await;
+        app.verify_by_code(&sub.reference).await;
+        let id = app.id_of(&admin, &sub.reference).await;
+        app.act_ok(
+            &admin,
+            &id,
+            json!({ "command": "note", "text": "核对完毕" }),
+        )
+        .await;
+        app.act_ok(&admin, &id, json!({ "command": "approve" }))
+            .await;
+        app.act_ok(
+            &admin,
+            &id,
+            json!({ "command": "complete", "summary": "已办理" }),
+        )
+        .await;
+        ids.push((id, sub.reference));
+    }
+    let sub = app.submit("deletion", "cn").await;
+    let session = app.verify_by_code(&sub.reference).await;
+    app.subject_post(&sub.reference, "withdraw", &session, &json!({}))
+        .await;
+    // Events from before the chain existed (hashes empty) are sealed, in order, at start-up.
+    let s = app.services.clone();
+    tokio::task::spawn_blocking(move || {
+        diesel::update(request_events::table)
+            .set((
+                request_events::prev_hash.eq(None::<String>),
+                request_events::hash.eq(None::<String>),
+            ))
+            .execute(&mut *s.db().conn().unwrap())
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let (ok, out) = verify(&app);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("audit chain intact: "), "{out}");
+    let events: usize = out.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(events >= 12, "{out}");
+
+    // One byte of the second request's third event (the note), changed in the database.
+    let (target, reference) = ids[1].clone();
+    let (s, id) = (app.services.clone(), target.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut c = s.db().conn().unwrap();
+        let details: String = request_events::table
+            .filter(request_events::request_id.eq(&id))
+            .filter(request_events::seq.eq(3))
+            .select(request_events::details)
+            .first(&mut *c)
+            .unwrap();
+        assert!(details.contains("核对完毕"), "{details}");
+        let changed = details.replacen("核对完毕", "核对完币", 1);
+        diesel::update(
+            request_events::table
+                .filter(request_events::request_id.eq(&id))
+                .filter(request_events::seq.eq(3)),
+        )
+        .set(request_events::details.eq(changed))
+        .execute(&mut *c)
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let (ok, out) = verify(&app);
+    assert!(!ok, "a changed event must fail the check");
+    assert!(
+        out.contains(&format!("request {reference} (id {target}), event 3")),
+        "{out}"
+    );
+    assert!(out.contains("was changed"), "{out}");
+
+    // Put it back: intact again. Then cut the last event off the first request.
+    let (s, id) = (app.services.clone(), target.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut c = s.db().conn().unwrap();
+        let details: String = request_events::table
+            .filter(request_events::request_id.eq(&id))
+            .filter(request_events::seq.eq(3))
+            .select(request_events::details)
+            .first(&mut *c)
+            .unwrap();
+        diesel::update(
+            request_events::table
+                .filter(request_events::request_id.eq(&id))
+                .filter(request_events::seq.eq(3)),
+        )
+        .set(request_events::details.eq(details.replacen("核对完币", "核对完毕", 1)))
+        .execute(&mut *c)
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(verify(&app).0, "restored");
+    let (first, first_ref) = ids[0].clone();
+    let (s, id) = (app.services.clone(), first.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut c = s.db().conn().unwrap();
+        let last: i64 = request_events::table
+            .filter(request_events::request_id.eq(&id))
+            .select(diesel::dsl::max(request_events::seq))
+            .first::<Option<i64>>(&mut *c)
+            .unwrap()
+            .unwrap();
+        diesel::delete(
+            request_events::table
+                .filter(request_events::request_id.eq(&id))
+                .filter(request_events::seq.eq(last)),
+        )
+        .execute(&mut *c)
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let (ok, out) = verify(&app);
+    assert!(!ok);
+    assert!(
+        out.contains(&first_ref) && out.contains("events were removed"),
+        "{out}"
+    );
+}
+on_both_backends!(audit_verify_finds_one_changed_byte);
