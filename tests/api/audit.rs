@@ -23,6 +23,33 @@ fn verify(app: &TestApp) -> (bool, String) {
     )
 }
 
+/// Replaces `from` with `to` in one stored event's details, straight in the database.
+async fn edit_details(app: &TestApp, request_id: &str, seq: i64, from: &str, to: &str) {
+    let (s, id, from, to) = (
+        app.services.clone(),
+        request_id.to_owned(),
+        from.to_owned(),
+        to.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut c = s.db().conn().unwrap();
+        let event = request_events::table
+            .filter(request_events::request_id.eq(&id))
+            .filter(request_events::seq.eq(seq));
+        let details: String = event
+            .select(request_events::details)
+            .first(&mut *c)
+            .unwrap();
+        assert!(details.contains(&from), "{details}");
+        diesel::update(event)
+            .set(request_events::details.eq(details.replacen(&from, &to, 1)))
+            .execute(&mut *c)
+            .unwrap();
+    })
+    .await
+    .unwrap();
+}
+
 async fn audit_verify_finds_one_changed_byte(app: TestApp) {
     let admin = app.admin_token().await;
     // A full scenario: two requests through submission, verification, approval, completion,
@@ -73,28 +100,7 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
 
     // One byte of the second request's third event (the note), changed in the database.
     let (target, reference) = ids[1].clone();
-    let (s, id) = (app.services.clone(), target.clone());
-    tokio::task::spawn_blocking(move || {
-        let mut c = s.db().conn().unwrap();
-        let details: String = request_events::table
-            .filter(request_events::request_id.eq(&id))
-            .filter(request_events::seq.eq(3))
-            .select(request_events::details)
-            .first(&mut *c)
-            .unwrap();
-        assert!(details.contains("核对完毕"), "{details}");
-        let changed = details.replacen("核对完毕", "核对完币", 1);
-        diesel::update(
-            request_events::table
-                .filter(request_events::request_id.eq(&id))
-                .filter(request_events::seq.eq(3)),
-        )
-        .set(request_events::details.eq(changed))
-        .execute(&mut *c)
-        .unwrap();
-    })
-    .await
-    .unwrap();
+    edit_details(&app, &target, 3, "核对完毕", "核对完币").await;
     let (ok, out) = verify(&app);
     assert!(!ok, "a changed event must fail the check");
     assert!(
@@ -104,26 +110,7 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
     assert!(out.contains("was changed"), "{out}");
 
     // Put it back: intact again. Then cut the last event off the first request.
-    let (s, id) = (app.services.clone(), target.clone());
-    tokio::task::spawn_blocking(move || {
-        let mut c = s.db().conn().unwrap();
-        let details: String = request_events::table
-            .filter(request_events::request_id.eq(&id))
-            .filter(request_events::seq.eq(3))
-            .select(request_events::details)
-            .first(&mut *c)
-            .unwrap();
-        diesel::update(
-            request_events::table
-                .filter(request_events::request_id.eq(&id))
-                .filter(request_events::seq.eq(3)),
-        )
-        .set(request_events::details.eq(details.replacen("核对完币", "核对完毕", 1)))
-        .execute(&mut *c)
-        .unwrap();
-    })
-    .await
-    .unwrap();
+    edit_details(&app, &target, 3, "核对完币", "核对完毕").await;
     assert!(verify(&app).0, "restored");
     let (first, first_ref) = ids[0].clone();
     let (s, id) = (app.services.clone(), first.clone());
