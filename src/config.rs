@@ -145,6 +145,8 @@ pub struct Config {
     /// AES-256 key (64 hex digits) sealing results at rest; generated and kept in the data
     /// folder when unset.
     pub data_key: Option<Secret>,
+    /// Production mode: secrets are never generated; a missing one stops start-up.
+    pub production: bool,
     pub staff_token_minutes: i64,
     pub log_format: LogFormat,
     pub admin_email: String,
@@ -332,6 +334,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             jwt_secret: None,
             data_key: None,
+            production: false,
             staff_token_minutes: 60,
             log_format: LogFormat::Pretty,
             admin_email: "admin@localhost".into(),
@@ -419,6 +422,18 @@ impl Config {
         }
         if let Some(v) = get("RIGHTSFLOW_DATA_KEY") {
             self.data_key = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_PRODUCTION") {
+            self.production = match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(env_error(
+                        "RIGHTSFLOW_PRODUCTION",
+                        "expected 1, true, 0 or false",
+                    ))
+                }
+            };
         }
         if let Some(v) = get("RIGHTSFLOW_ADMIN_EMAIL") {
             self.admin_email = v;

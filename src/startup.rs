@@ -72,6 +72,11 @@ fn kept_secret(
     if let Some(secret) = configured {
         return Ok(secret.expose().to_owned());
     }
+    if config.production {
+        return Err(StartupError::Secrets(format!(
+            "{variable} is not set: in production mode (RIGHTSFLOW_PRODUCTION=1) secrets are never generated; set it (e.g. `openssl rand -hex 32`) and start again"
+        )));
+    }
     let path = config.data_dir.join(file);
     let fail = |e: std::io::Error| StartupError::Secrets(format!("{}: {e}", path.display()));
     if !path.exists() {

@@ -384,3 +384,48 @@ fn the_console_benchmark_seeds_signs_in_and_prints_its_figures() {
     assert_eq!(figures["figures"].as_array().unwrap().len(), 4);
     assert!(figures["figures"][1]["p99_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn production_mode_refuses_to_start_without_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rightsflow"))
+            .arg("serve")
+            .env("RIGHTSFLOW_DATA_DIR", dir.path())
+            .env("RIGHTSFLOW_PRODUCTION", "1")
+            .env("RIGHTSFLOW_LISTEN", "127.0.0.1:0")
+            .env_remove("RIGHTSFLOW_DATABASE_URL")
+            .env_remove("RIGHTSFLOW_CONFIG")
+            .env_remove("RIGHTSFLOW_JWT_SECRET")
+            .env_remove("RIGHTSFLOW_DATA_KEY")
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = serve(&[]);
+    assert!(!ok);
+    assert!(
+        err.contains("RIGHTSFLOW_JWT_SECRET is not set: in production mode"),
+        "{err}"
+    );
+    let (ok, err) = serve(&[(
+        "RIGHTSFLOW_JWT_SECRET",
+        "a production secret of at least thirty-two bytes",
+    )]);
+    assert!(!ok);
+    assert!(
+        err.contains("RIGHTSFLOW_DATA_KEY is not set: in production mode"),
+        "{err}"
+    );
+    // Nothing was generated in its place.
+    assert!(!dir.path().join("jwt-secret").exists());
+    assert!(!dir.path().join("data-key").exists());
+    // A bad value for the mode itself is refused, naming the variable.
+    let (ok, err) = serve(&[("RIGHTSFLOW_PRODUCTION", "yes")]);
+    assert!(!ok);
+    assert!(err.contains("RIGHTSFLOW_PRODUCTION"), "{err}");
+}
