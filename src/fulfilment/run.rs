@@ -580,22 +580,12 @@ pub fn mark_done(
             what.as_str()
         ),
     };
-    let text = FreeText::parse(&text).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    // The note goes first: the core decides whether this staff member may act on the request.
-    requests::act(
-        s,
-        &task.request_id,
-        actor,
-        &Command::Note { text },
-        None,
-        now,
-    )?;
     let result = json!({
         "done_by_hand": what.as_str(),
         "evidence": evidence.as_ref().map(FreeText::as_str),
         "by": actor.staff_id().unwrap_or_default(),
     });
-    end_by_staff(s, &task, DONE, &result, now)
+    end_by_staff(s, actor, &task, &text, DONE, &result, now)
 }
 
 /// A reviewer records why a task could not be done (e.g. a legal retention period under PIPL
@@ -625,7 +615,24 @@ pub fn waive(
         task.action,
         reason.as_str()
     );
-    let text = FreeText::parse(&text).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let by = actor.staff_id().unwrap_or_default();
+    let result = json!({ "reason": reason.as_str(), "by": by });
+    end_by_staff(s, actor, &task, &text, WAIVED, &result, now)
+}
+
+/// Ends a task staff decided on: their note goes into the event log first (so the core decides
+/// whether they may act on the request at all), then the task ends, and the request completes
+/// when it was the last one.
+fn end_by_staff(
+    s: &Services,
+    actor: &Actor,
+    task: &TaskRow,
+    note: &str,
+    status: &str,
+    result: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let text = FreeText::parse(note).map_err(|e| ServiceError::Internal(e.to_string()))?;
     requests::act(
         s,
         &task.request_id,
@@ -634,20 +641,6 @@ pub fn waive(
         None,
         now,
     )?;
-    let by = actor.staff_id().unwrap_or_default();
-    let result = json!({ "reason": reason.as_str(), "by": by });
-    end_by_staff(s, &task, WAIVED, &result, now)
-}
-
-/// Ends a task staff decided on (after their note is in the event log) and completes the request
-/// when it was the last one.
-fn end_by_staff(
-    s: &Services,
-    task: &TaskRow,
-    status: &str,
-    result: &Value,
-    now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
     if !tasks::finish(&mut *s.db().conn()?, &task.id, status, result, now)? {
         return Err(ServiceError::TaskEnded);
     }

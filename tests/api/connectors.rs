@@ -101,22 +101,14 @@ fn http_system(
     }
 }
 
-async fn tasks_of(app: &TestApp, request_id: &str) -> Vec<rightsflow::storage::tasks::TaskView> {
-    let (s, id) = (app.services.clone(), request_id.to_owned());
-    tokio::task::spawn_blocking(move || {
-        rightsflow::storage::tasks::for_request(&mut s.db().conn().unwrap(), &id).unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 async fn task_of(
     app: &TestApp,
     request_id: &str,
     system: &str,
 ) -> rightsflow::storage::tasks::TaskView {
     for _ in 0..150 {
-        let found = tasks_of(app, request_id)
+        let found = app
+            .tasks_of(request_id)
             .await
             .into_iter()
             .find(|t| t.task.system == system);
@@ -242,7 +234,7 @@ async fn http_and_manual_systems(backend: Backend) {
         crm_task.task.id
     )));
     assert!(
-        tasks_of(&app, &id)
+        app.tasks_of(&id)
             .await
             .iter()
             .all(|t| t.task.system != "paper"),

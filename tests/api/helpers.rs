@@ -346,6 +346,16 @@ impl TestApp {
         }
     }
 
+    /// A request's fulfilment tasks with their outbox rows' state, read from the database.
+    pub async fn tasks_of(&self, request_id: &str) -> Vec<rightsflow::storage::tasks::TaskView> {
+        let (s, id) = (self.services.clone(), request_id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            rightsflow::storage::tasks::for_request(&mut s.db().conn().unwrap(), &id).unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
     /// The request as the subject sees it, in their session.
     pub async fn subject_get(&self, reference: &str, session: &str) -> Response {
         self.client

@@ -16,16 +16,11 @@ use crate::smtp::{Captured, HttpCapture};
 const SECRET: &str = "logistics-shared-secret-0123456789abcdef";
 
 async fn task_systems(app: &TestApp, id: &str) -> Vec<(String, String)> {
-    let (s, id) = (app.services.clone(), id.to_owned());
-    tokio::task::spawn_blocking(move || {
-        rightsflow::storage::tasks::for_request(&mut s.db().conn().unwrap(), &id)
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.task.system, t.task.status))
-            .collect()
-    })
-    .await
-    .unwrap()
+    app.tasks_of(id)
+        .await
+        .into_iter()
+        .map(|t| (t.task.system, t.task.status))
+        .collect()
 }
 
 async fn recipients_are_told(backend: Backend) {
@@ -152,18 +147,14 @@ async fn recipients_are_told(backend: Backend) {
         );
     }
     // Staff tell the ad partner by email and say so; the request completes.
-    let (s, rid) = (app.services.clone(), id.clone());
-    let ads_task = tokio::task::spawn_blocking(move || {
-        rightsflow::storage::tasks::for_request(&mut s.db().conn().unwrap(), &rid)
-            .unwrap()
-            .into_iter()
-            .find(|t| t.task.system == "ads")
-            .unwrap()
-            .task
-            .id
-    })
-    .await
-    .unwrap();
+    let ads_task = app
+        .tasks_of(&id)
+        .await
+        .into_iter()
+        .find(|t| t.task.system == "ads")
+        .unwrap()
+        .task
+        .id;
     let res = app
         .client
         .post(app.url(&format!("/api/v1/staff/tasks/{ads_task}/done")))
