@@ -11,7 +11,8 @@ use serde_json::json;
 use crate::domain::{Actor, Command, FreeText, Message, Recipient, RequestKind, Status};
 use crate::service::{requests, ServiceError, Services};
 use crate::storage::outbox;
-use crate::storage::tasks::{self, DONE};
+use crate::storage::rows::StoredRequest;
+use crate::storage::tasks::{self, TaskView, DONE};
 use crate::storage::StoreError;
 
 /// The action of a task that lifts a restriction.
@@ -33,30 +34,35 @@ pub enum Standing {
 /// Where the request's restriction stands.
 pub fn standing(s: &Services, request_id: &str) -> Result<Standing, ServiceError> {
     let r = requests::get(s, request_id)?;
-    if r.state.kind != RequestKind::Restriction || r.state.status != Status::Completed {
-        return Ok(Standing::None);
-    }
     let all = tasks::for_request(&mut *s.db().conn()?, request_id)?;
+    Ok(standing_of(&r, &all))
+}
+
+/// Where a restriction stands, from the request and its tasks (the request page has both).
+pub fn standing_of(r: &StoredRequest, all: &[TaskView]) -> Standing {
+    if r.state.kind != RequestKind::Restriction || r.state.status != Status::Completed {
+        return Standing::None;
+    }
     let lifts: Vec<_> = all.iter().filter(|t| t.task.action == LIFT).collect();
     if lifts.is_empty() {
         let restricted = all
             .iter()
             .any(|t| t.task.action == "restriction" && t.task.status == DONE);
-        return Ok(if restricted {
+        return if restricted {
             Standing::InForce
         } else {
             Standing::None
-        });
+        };
     }
     if lifts.iter().all(|t| t.task.status != tasks::PENDING) {
-        return Ok(Standing::Lifted);
+        return Standing::Lifted;
     }
     let from = lifts
         .iter()
         .map(|t| crate::storage::from_db_time(t.run_after))
         .max()
         .unwrap_or_else(Utc::now);
-    Ok(Standing::Lifting(from))
+    Standing::Lifting(from)
 }
 
 /// A reviewer or admin lifts the restriction of a completed restriction request, saying why:

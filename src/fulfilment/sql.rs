@@ -374,41 +374,32 @@ pub fn each_row<E: From<ConnectorError>>(
     Ok(n)
 }
 
-/// Access and portability: every described column of the subject's rows in the tables that
-/// hold any of `categories` (all when empty), only those columns.
+/// Every described column of the subject's rows in the tables that hold any of `categories`
+/// (all when empty), only those columns, collected in memory: for small reads and tests; the
+/// report and package read with [`each_row`] instead.
 pub fn access(
     target: &mut Target,
     d: &Dataset,
     keys: &SubjectKeys,
     categories: &[DataCategory],
 ) -> Result<Vec<TableRows>, ConnectorError> {
-    let wanted = |c: &DataCategory| categories.is_empty() || categories.contains(c);
-    let ids = subject_ids(target, d, keys)?;
+    let subject = Subject::find(target, d, keys)?;
     let mut out = vec![];
     for t in &d.tables {
-        let columns: Vec<&str> = t
-            .columns
-            .iter()
-            .filter(|(_, c)| wanted(c))
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let columns = columns_in(t, categories);
         if columns.is_empty() {
             continue;
         }
-        let (cond, binds) = condition(t, &ids);
-        let sql = format!(
-            "SELECT {} AS row FROM \"{}\" WHERE {cond}",
-            target.json_of(&columns),
-            t.name
-        );
-        let rows = target.rows(&Statement { sql, binds })?;
+        let mut rows = vec![];
+        each_row(target, t, &subject, &columns, |row| {
+            rows.push(row);
+            Ok::<_, ConnectorError>(())
+        })?;
         out.push(TableRows {
             table: t.name.clone(),
-            categories: t
-                .columns
+            categories: columns
                 .iter()
-                .filter(|(_, c)| wanted(c))
-                .map(|(n, c)| (n.clone(), *c))
+                .map(|c| ((*c).to_owned(), t.columns[*c]))
                 .collect(),
             labels: t.labels.clone(),
             rows,

@@ -7,8 +7,6 @@
 //! signature, then that the body hashes to the signed value). The event log records where it
 //! went and its checksum.
 
-use std::io::Read;
-
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -19,7 +17,6 @@ use crate::domain::details::RequestDetails;
 use crate::domain::{Actor, Command, FreeText};
 use crate::service::{requests, ServiceError, Services};
 use crate::storage::outbox::{self, OutboxRow, TRANSFER};
-use crate::storage::results::StoredResult;
 use crate::storage::rows::StoredRequest;
 use crate::storage::StoreError;
 
@@ -49,41 +46,6 @@ pub fn queue(s: &Services, r: &StoredRequest, now: DateTime<Utc>) -> Result<(), 
     }
 }
 
-/// A result's plain bytes as a `Read`, opened one sealed chunk at a time.
-struct ChunkReader<'a> {
-    s: &'a Services,
-    file: &'a StoredResult,
-    seq: i32,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChunkReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            if self.seq >= self.file.chunks {
-                return Ok(0);
-            }
-            let blob = self.file.blob_id.as_deref().unwrap_or_default();
-            let mut conn = self.s.db().conn().map_err(std::io::Error::other)?;
-            self.chunk = crate::storage::blobs::read_chunk(
-                &mut conn,
-                self.s.data_key(),
-                blob,
-                self.seq,
-                self.file.chunks,
-            )
-            .map_err(std::io::Error::other)?;
-            self.seq += 1;
-            self.pos = 0;
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// The `transfer_package` row: sends the package and records it.
 pub fn send(s: &Services, request_id: &str, now: DateTime<Utc>) -> Result<(), FulfilError> {
     let r = requests::get(s, request_id)?;
@@ -99,12 +61,8 @@ pub fn send(s: &Services, request_id: &str, now: DateTime<Utc>) -> Result<(), Fu
         &name,
     )?
     .ok_or_else(|| FulfilError::Permanent("the package is gone (expired)".into()))?;
-    let key = s.data_key();
-    if file.blob_id.is_none() || file.key_id.as_deref() != Some(key.id()) {
-        return Err(FulfilError::Permanent(
-            "the package cannot be opened".into(),
-        ));
-    }
+    let mut body = crate::service::results::reader(s, &file)
+        .map_err(|e| FulfilError::Permanent(format!("the package cannot be opened: {e}")))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(dest.timeout))
         .http_status_as_error(false)
@@ -117,13 +75,6 @@ pub fn send(s: &Services, request_id: &str, now: DateTime<Utc>) -> Result<(), Fu
         .first()
         .map(String::as_str)
         .unwrap_or_default();
-    let mut body = ChunkReader {
-        s,
-        file: &file,
-        seq: 0,
-        chunk: vec![],
-        pos: 0,
-    };
     let response = agent
         .post(&dest.http.url)
         .header("Content-Type", "application/zip")

@@ -170,27 +170,87 @@ pub fn download(
     }
 }
 
-/// Hands a result's plain bytes to `send`, one chunk at a time, until the end or until `send`
-/// says stop (the client went away). A result kept before sealing existed is one chunk.
-pub fn each_chunk(
-    s: &Services,
-    file: &StoredResult,
-    mut send: impl FnMut(Vec<u8>) -> bool,
-) -> Result<(), ServiceError> {
-    let Some(blob) = &file.blob_id else {
-        send(file.body.clone());
-        return Ok(());
-    };
-    let key = s.data_key();
-    if file.key_id.as_deref() != Some(key.id()) {
+/// A result's plain bytes, opened one sealed chunk at a time (a result kept before sealing
+/// existed is one chunk): chunk by chunk with [`next_chunk`](Self::next_chunk), or as a `Read`.
+pub struct ResultReader<'a> {
+    s: &'a Services,
+    file: &'a StoredResult,
+    seq: i32,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+/// Opens a result for reading; fails when it was sealed under a key that is not configured.
+pub fn reader<'a>(
+    s: &'a Services,
+    file: &'a StoredResult,
+) -> Result<ResultReader<'a>, ServiceError> {
+    if file.blob_id.is_some() && file.key_id.as_deref() != Some(s.data_key().id()) {
         return Err(ServiceError::Internal(format!(
             "result sealed under key {}, which is not configured",
             file.key_id.as_deref().unwrap_or("?")
         )));
     }
-    for seq in 0..file.chunks {
-        let plain = blobs::read_chunk(&mut *s.db().conn()?, key, blob, seq, file.chunks)?;
-        if !send(plain) {
+    Ok(ResultReader {
+        s,
+        file,
+        seq: 0,
+        chunk: vec![],
+        pos: 0,
+    })
+}
+
+impl ResultReader<'_> {
+    /// The next chunk's plain bytes, or None at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
+        let Some(blob) = &self.file.blob_id else {
+            self.seq += 1;
+            return Ok((self.seq == 1).then(|| self.file.body.clone()));
+        };
+        if self.seq >= self.file.chunks {
+            return Ok(None);
+        }
+        let mut conn = self.s.db().conn()?;
+        let plain = blobs::read_chunk(
+            &mut conn,
+            self.s.data_key(),
+            blob,
+            self.seq,
+            self.file.chunks,
+        )?;
+        self.seq += 1;
+        Ok(Some(plain))
+    }
+}
+
+impl std::io::Read for ResultReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.next_chunk().map_err(std::io::Error::other)? {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Hands a result's plain bytes to `send`, one chunk at a time, until the end or until `send`
+/// says stop (the client went away).
+pub fn each_chunk(
+    s: &Services,
+    file: &StoredResult,
+    mut send: impl FnMut(Vec<u8>) -> bool,
+) -> Result<(), ServiceError> {
+    let mut r = reader(s, file)?;
+    while let Some(chunk) = r.next_chunk()? {
+        if !send(chunk) {
             break;
         }
     }

@@ -320,7 +320,7 @@ async fn http_and_manual_systems(backend: Backend) {
     )
     .await;
     // The registry page shows staff where requests go, without addresses or secrets.
-    let systems = console.get("/console/systems").await.text().await.unwrap();
+    let systems = console.page("/console/systems").await;
     for expected in [
         "会员中心 / Member centre",
         "接口（HTTP，签名）",
@@ -339,12 +339,7 @@ async fn http_and_manual_systems(backend: Backend) {
             "{secret} shown on /console/systems"
         );
     }
-    let page = console
-        .get(&format!("/console/requests/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = console.page(&format!("/console/requests/{id}")).await;
     assert!(page.contains("已发送，等待该系统回报结果"), "{page}");
     assert!(page.contains("等待工作人员办理"));
     assert!(

@@ -62,6 +62,11 @@ impl<'a> Console<'a> {
         c
     }
 
+    /// A page's HTML.
+    pub(crate) async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(self.app.url(path))

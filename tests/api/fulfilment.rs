@@ -342,12 +342,7 @@ async fn approved_requests_are_fulfilled_in_the_demo_platform(app: TestApp) {
     );
     // Staff see the task and its state on the request page.
     let console = crate::console::Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let page = console
-        .get(&format!("/console/requests/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = console.page(&format!("/console/requests/{id}")).await;
     assert!(page.contains("id=\"tasks\""), "{page}");
     assert!(
         page.contains("<tr data-state=\"done\"><td>WEIMACMS 演示平台"),
@@ -383,12 +378,7 @@ async fn a_failing_system_is_retried_then_shown_to_staff(app: TestApp) {
     let console = crate::console::Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let mut page = String::new();
     for _ in 0..200 {
-        page = console
-            .get(&format!("/console/requests/{id}"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        page = console.page(&format!("/console/requests/{id}")).await;
         if page.contains("data-state=\"failed\"") {
             break;
         }
@@ -523,7 +513,7 @@ async fn a_reviewer_records_why_a_task_cannot_be_done_and_the_request_completes(
     let page_path = format!("/console/requests/{id}");
     let mut page = String::new();
     for _ in 0..200 {
-        page = admin_console.get(&page_path).await.text().await.unwrap();
+        page = admin_console.page(&page_path).await;
         if page.contains("data-state=\"failed\"") {
             break;
         }
@@ -573,7 +563,7 @@ async fn a_reviewer_records_why_a_task_cannot_be_done_and_the_request_completes(
     assert!(notes(&view)
         .iter()
         .any(|n| n.contains("waived") && n.contains(reason)));
-    let page = admin_console.get(&page_path).await.text().await.unwrap();
+    let page = admin_console.page(&page_path).await;
     assert!(page.contains("data-state=\"waived\""));
     // Nothing was found, so no report claims otherwise.
     let (db, rid) = (app.services.db().clone(), id.clone());

@@ -54,12 +54,7 @@ async fn a_restriction_stays_until_a_reviewer_lifts_it_with_notice(app: TestApp)
     wait_for_status(&app, &admin, &id, "completed").await;
     assert_eq!(flags(&app), 3, "Li Lei's user row and two orders");
     let console = crate::console::Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let page = console
-        .get(&format!("/console/requests/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = console.page(&format!("/console/requests/{id}")).await;
     assert!(page.contains("限制处理正在生效"), "{page}");
     assert!(page.contains(&format!("/console/requests/{id}/restriction/lift")));
 
@@ -110,12 +105,7 @@ async fn a_restriction_stays_until_a_reviewer_lifts_it_with_notice(app: TestApp)
     assert!(notes(&view)
         .iter()
         .any(|n| n.starts_with("restriction to be lifted on") && n.contains("准确性已核实")));
-    let page = console
-        .get(&format!("/console/requests/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = console.page(&format!("/console/requests/{id}")).await;
     assert!(
         page.contains("已通知申请人，限制将于以下时间解除"),
         "{page}"
@@ -170,12 +160,7 @@ async fn a_restriction_stays_until_a_reviewer_lifts_it_with_notice(app: TestApp)
         view["status"]["code"], "completed",
         "the request stays completed"
     );
-    let page = console
-        .get(&format!("/console/requests/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = console.page(&format!("/console/requests/{id}")).await;
     assert!(page.contains("限制已在各系统中解除"), "{page}");
 }
 on_both_backends!(

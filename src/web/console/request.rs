@@ -115,7 +115,8 @@ fn context_for(
         .map(|m| json!({ "file_name": m.file_name, "size": m.size, "downloads": m.downloads, "expires": page.time(from_db_time(m.expires_at)), "sha256": m.sha256 }))
         .collect();
     let systems = s.systems();
-    let tasks: Vec<Value> = crate::storage::tasks::for_request(&mut conn, &r.id)?
+    let task_rows = crate::storage::tasks::for_request(&mut conn, &r.id)?;
+    let tasks: Vec<Value> = task_rows
         .iter()
         .map(|t| {
             let system = systems.find(&t.task.system);
@@ -157,8 +158,8 @@ fn context_for(
         .collect();
     drop(conn);
     // A restriction in force stays after completion; reviewers lift it with notice.
-    use crate::fulfilment::restriction::{standing, Standing};
-    let restriction = match standing(s, &r.id)? {
+    use crate::fulfilment::restriction::{standing_of, Standing};
+    let restriction = match standing_of(r, &task_rows) {
         Standing::None => Value::Null,
         Standing::InForce => json!({ "in_force": true }),
         Standing::Lifting(at) => json!({ "lifting_at": page.time(at) }),
