@@ -54,6 +54,28 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// The data keys personal data is sealed under.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Seal everything not under the current data key (RIGHTSFLOW_DATA_KEY) with it: values
+    /// under the keys it replaced (RIGHTSFLOW_PREVIOUS_DATA_KEYS) and values from before
+    /// encryption. In batches, while the service runs; run it again to resume.
+    Rotate {
+        /// Rows per batch (each batch is one transaction).
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+        /// Stop after this many batches (spread a large rotation out; run again to go on).
+        #[arg(long)]
+        max_batches: Option<usize>,
+    },
+    /// How many values and results are not yet under the current key.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +168,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         b.why
                     );
                     std::process::exit(1);
+                }
+            }
+        }
+        Command::Keys { action } => {
+            crate::telemetry::init(config.log_format);
+            let db = open_database(&config)?;
+            let current = db.vault().current().id().to_owned();
+            match action {
+                KeysCommand::Status => println!(
+                    "current key {current}: {} values and results still under other keys or in clear",
+                    crate::storage::rekey::remaining(&db)?
+                ),
+                KeysCommand::Rotate { batch, max_batches } => {
+                    let done = crate::storage::rekey::rotate(&db, batch, max_batches, |p| {
+                        tracing::info!(values = p.values, lookups = p.lookups, results = p.results, "rotating");
+                    })?;
+                    println!(
+                        "sealed under key {current}: {} values, {} results; {} requests indexed; {} remaining",
+                        done.values, done.results, done.lookups, done.remaining
+                    );
                 }
             }
         }

@@ -145,6 +145,12 @@ pub struct Config {
     /// AES-256 key (64 hex digits) sealing results at rest; generated and kept in the data
     /// folder when unset.
     pub data_key: Option<Secret>,
+    /// Keys `data_key` replaced: older values still open with them until `rightsflow keys
+    /// rotate` has sealed everything under the current key.
+    pub previous_data_keys: Vec<Secret>,
+    /// Key of the blind indexes (exact lookups by email or phone); at least 32 characters;
+    /// generated and kept in the data folder when unset. Never changes once data is written.
+    pub index_key: Option<Secret>,
     /// Production mode: secrets are never generated; a missing one stops start-up.
     pub production: bool,
     pub staff_token_minutes: i64,
@@ -334,6 +340,8 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             jwt_secret: None,
             data_key: None,
+            previous_data_keys: Vec::new(),
+            index_key: None,
             production: false,
             staff_token_minutes: 60,
             log_format: LogFormat::Pretty,
@@ -422,6 +430,18 @@ impl Config {
         }
         if let Some(v) = get("RIGHTSFLOW_DATA_KEY") {
             self.data_key = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_PREVIOUS_DATA_KEYS") {
+            // Comma-separated, newest first.
+            self.previous_data_keys = v
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(Secret::new)
+                .collect();
+        }
+        if let Some(v) = get("RIGHTSFLOW_INDEX_KEY") {
+            self.index_key = Some(Secret(v));
         }
         if let Some(v) = get("RIGHTSFLOW_PRODUCTION") {
             self.production = match v.as_str() {

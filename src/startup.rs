@@ -11,6 +11,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::vault::Vault;
 use crate::auth::TokenKeys;
 use crate::clock::CalendarSet;
 use crate::config::Config;
@@ -50,7 +51,11 @@ pub fn load_calendars(config: &Config) -> Result<CalendarSet, StartupError> {
 
 /// Opens the database and brings its schema up to date.
 pub fn open_database(config: &Config) -> Result<Database, StartupError> {
-    let db = Database::connect(&config.database_url(), config.database_pool_size)?;
+    let db = Database::connect(
+        &config.database_url(),
+        config.database_pool_size,
+        Arc::new(vault(config)?),
+    )?;
     let applied = db.migrate()?;
     // Events written before the audit chain existed join it, in order.
     let sealed = crate::storage::audit::seal_unsealed(&mut *db.conn()?)?;
@@ -99,16 +104,32 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
     .map(String::into_bytes)
 }
 
-/// The key results are sealed under.
-fn data_key(config: &Config) -> Result<crate::auth::sealing::DataKey, StartupError> {
+/// The keys personal data and results are sealed under: the current data key, the keys it
+/// replaced, and the blind indexes' key.
+fn vault(config: &Config) -> Result<Vault, StartupError> {
+    use crate::auth::sealing::DataKey;
     let hex = kept_secret(
         config,
         config.data_key.as_ref(),
         "data-key",
         "RIGHTSFLOW_DATA_KEY",
     )?;
-    crate::auth::sealing::DataKey::from_hex(&hex)
-        .map_err(|e| StartupError::Secrets(format!("data key: {e}")))
+    let current =
+        DataKey::from_hex(&hex).map_err(|e| StartupError::Secrets(format!("data key: {e}")))?;
+    let previous = config
+        .previous_data_keys
+        .iter()
+        .map(|k| DataKey::from_hex(k.expose()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartupError::Secrets(format!("previous data keys: {e}")))?;
+    let index = kept_secret(
+        config,
+        config.index_key.as_ref(),
+        "index-key",
+        "RIGHTSFLOW_INDEX_KEY",
+    )?;
+    Vault::new(current, previous, &index)
+        .map_err(|e| StartupError::Secrets(format!("RIGHTSFLOW_INDEX_KEY: {e}")))
 }
 
 /// `bytes` random bytes from the OS-seeded CSPRNG, hex-encoded.
@@ -134,15 +155,15 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// The shared parts every process needs: database, policy, calendars, token keys.
 pub async fn services(config: &Config) -> Result<Services, StartupError> {
     let calendars = load_calendars(config)?;
-    let setup = config.clone();
-    let db = tokio::task::spawn_blocking(move || open_database(&setup))
-        .await
-        .map_err(|e| StartupError::Config(e.to_string()))??;
     let tokens = TokenKeys::new(
         &jwt_secret(config)?,
         chrono::Duration::minutes(config.staff_token_minutes),
     )
     .map_err(|e| StartupError::Secrets(e.to_string()))?;
+    let setup = config.clone();
+    let db = tokio::task::spawn_blocking(move || open_database(&setup))
+        .await
+        .map_err(|e| StartupError::Config(e.to_string()))??;
     let platform = match &config.verification.platform {
         Some(p) => Some(
             crate::service::verification::PlatformVerifier::from_config(p)
@@ -161,7 +182,6 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
     let fulfilment = crate::service::FulfilmentSettings {
         systems,
         consents: config.consents.clone(),
-        data_key: data_key(config)?,
         restriction_notice_days: config.fulfilment.restriction_notice_days,
     };
     Ok(Services::new(

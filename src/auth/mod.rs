@@ -6,6 +6,7 @@ pub mod sealing;
 pub mod signing;
 pub mod token;
 pub mod totp;
+pub mod vault;
 
 pub use token::{StaffClaims, TokenError, TokenKeys};
 

@@ -35,6 +35,8 @@ pub enum SealError {
     Open,
     #[error("sealed with key {0}, which is not configured")]
     UnknownKey(String),
+    #[error("the index key must be at least 32 characters")]
+    BadIndexKey,
 }
 
 impl DataKey {

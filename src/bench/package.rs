@@ -18,6 +18,7 @@ use crate::fulfilment::package::seal_package;
 use crate::fulfilment::sql::Target;
 use crate::service::{now, requests, Services};
 use crate::storage::blobs::{self, Sealed};
+use crate::storage::fields;
 use crate::storage::schema::requests as requests_table;
 
 #[derive(Debug, Args)]
@@ -112,15 +113,21 @@ struct Run {
 
 fn run(s: &Services, email: &str, rows: usize) -> anyhow::Result<Run> {
     // A portability request of the subject, in progress, as the tasks leave it.
-    let mut row = super::console::row(rows, &mut super::console::Lcg(7), now());
+    let mut conn = s.db().conn()?;
+    let mut row = super::console::row(rows, &mut super::console::Lcg(7), now())?;
     row.id = uuid::Uuid::new_v4().to_string();
     row.kind = "portability".into();
     row.status = "in_progress".into();
-    row.subject_email = Some(email.into());
-    row.details = json!({ "categories": [], "format": "json" }).to_string();
+    row.subject_email = Some(fields::seal(crate::storage::rows::EMAIL, &row.id, email)?);
+    row.details = fields::seal(
+        crate::storage::rows::DETAILS,
+        &row.id,
+        &json!({ "categories": [], "format": "json" }).to_string(),
+    )?;
     diesel::insert_into(requests_table::table)
         .values(&row)
-        .execute(&mut *s.db().conn()?)?;
+        .execute(&mut *conn)?;
+    drop(conn);
     let r = requests::get(s, &row.id)?;
     let system = s
         .systems()

@@ -33,16 +33,13 @@ struct Inner {
     public_url: String,
     systems: crate::fulfilment::registry::Registry,
     consents: crate::config::ConsentConfig,
-    data_key: crate::auth::sealing::DataKey,
     restriction_notice_days: u32,
 }
 
-/// What fulfilment needs: the data systems, the consent ledger's settings, and the key results
-/// are sealed under.
+/// What fulfilment needs: the data systems and the consent ledger's settings.
 pub struct FulfilmentSettings {
     pub systems: crate::fulfilment::registry::Registry,
     pub consents: crate::config::ConsentConfig,
-    pub data_key: crate::auth::sealing::DataKey,
     /// Days between telling the subject and lifting a restriction.
     pub restriction_notice_days: u32,
 }
@@ -72,7 +69,6 @@ impl Services {
         let FulfilmentSettings {
             systems,
             consents,
-            data_key,
             restriction_notice_days,
         } = fulfilment;
         Services {
@@ -86,7 +82,6 @@ impl Services {
                 public_url,
                 systems,
                 consents,
-                data_key,
                 restriction_notice_days,
             }),
         }
@@ -102,9 +97,9 @@ impl Services {
         self.inner.restriction_notice_days
     }
 
-    /// The key results are sealed under at rest.
+    /// The key new results are sealed under at rest (the database's current data key).
     pub fn data_key(&self) -> &crate::auth::sealing::DataKey {
-        &self.inner.data_key
+        self.inner.db.vault().current()
     }
 
     /// The data systems approved requests are fulfilled in.

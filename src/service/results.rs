@@ -174,25 +174,33 @@ pub fn download(
 /// existed is one chunk): chunk by chunk with [`next_chunk`](Self::next_chunk), or as a `Read`.
 pub struct ResultReader<'a> {
     s: &'a Services,
+    key: &'a crate::auth::sealing::DataKey,
     file: &'a StoredResult,
     seq: i32,
     chunk: Vec<u8>,
     pos: usize,
 }
 
-/// Opens a result for reading; fails when it was sealed under a key that is not configured.
+/// Opens a result for reading, under the current data key or one it replaced; fails when it
+/// was sealed under a key that is not configured.
 pub fn reader<'a>(
     s: &'a Services,
     file: &'a StoredResult,
 ) -> Result<ResultReader<'a>, ServiceError> {
-    if file.blob_id.is_some() && file.key_id.as_deref() != Some(s.data_key().id()) {
-        return Err(ServiceError::Internal(format!(
-            "result sealed under key {}, which is not configured",
-            file.key_id.as_deref().unwrap_or("?")
-        )));
-    }
+    let key = match &file.blob_id {
+        None => s.data_key(),
+        Some(_) => {
+            let id = file.key_id.as_deref().unwrap_or("?");
+            s.db().vault().key(id).ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "result sealed under key {id}, which is not configured"
+                ))
+            })?
+        }
+    };
     Ok(ResultReader {
         s,
+        key,
         file,
         seq: 0,
         chunk: vec![],
@@ -211,13 +219,7 @@ impl ResultReader<'_> {
             return Ok(None);
         }
         let mut conn = self.s.db().conn()?;
-        let plain = blobs::read_chunk(
-            &mut conn,
-            self.s.data_key(),
-            blob,
-            self.seq,
-            self.file.chunks,
-        )?;
+        let plain = blobs::read_chunk(&mut conn, self.key, blob, self.seq, self.file.chunks)?;
         self.seq += 1;
         Ok(Some(plain))
     }

@@ -1,6 +1,7 @@
 //! The tamper-evident event log: each request's events form a hash chain. An event's `hash` is
 //! the hex SHA-256 of the previous event's hash and the event's own content (request, sequence
-//! number, time, actor, command, statuses, details, exactly as stored); the first event of a
+//! number, time, actor, command, statuses, details as written: opened, when sealed, so
+//! re-sealing them under a new key leaves the chain intact); the first event of a
 //! request chains to [`GENESIS`]. Changing, removing or reordering any stored event breaks the
 //! chain from there on; [`verify`] names the first broken event.
 //!
@@ -18,7 +19,8 @@ use super::{DbConnection, StoreError};
 /// What the first event of every request chains to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The event's content as hashed: a JSON array of its stored fields, in a fixed order.
+/// The event's content as hashed: a JSON array of its fields, in a fixed order (`details` as
+/// written, not sealed).
 fn content(e: &EventRow) -> String {
     serde_json::json!([
         e.request_id,
@@ -85,7 +87,7 @@ pub fn seal_unsealed(c: &mut DbConnection) -> Result<usize, StoreError> {
             match &e.hash {
                 Some(h) => prev = h.clone(),
                 None => {
-                    let hash = hash_of(&prev, &e);
+                    let hash = hash_of(&prev, &opened(&e)?);
                     sealed += diesel::update(
                         request_events::table
                             .filter(request_events::request_id.eq(&e.request_id))
@@ -103,6 +105,14 @@ pub fn seal_unsealed(c: &mut DbConnection) -> Result<usize, StoreError> {
         }
     }
     Ok(sealed)
+}
+
+/// The event with its details opened (what its hash covers).
+fn opened(e: &EventRow) -> Result<EventRow, StoreError> {
+    Ok(EventRow {
+        details: e.open_details()?,
+        ..e.clone()
+    })
 }
 
 /// Where the chain first breaks.
@@ -166,12 +176,13 @@ pub fn verify(c: &mut DbConnection) -> Result<Result<Checked, Broken>, StoreErro
                 )))
             } else if e.prev_hash.as_deref() != Some(prev.as_str()) {
                 Some(broken("it does not chain to the event before it"))
-            } else if e.hash.as_deref() != Some(hash_of(&prev, &e).as_str()) {
-                Some(broken(
-                    "its content does not match its hash: it was changed",
-                ))
             } else {
-                None
+                match opened(&e) {
+                    Ok(plain) => (e.hash.as_deref() != Some(hash_of(&prev, &plain).as_str()))
+                        .then(|| broken("its content does not match its hash: it was changed")),
+                    // Changed ciphertext, or a key no longer configured: the error says which.
+                    Err(err) => Some(broken(&format!("its sealed details do not open: {err}"))),
+                }
             };
             current = Some((
                 e.request_id.clone(),

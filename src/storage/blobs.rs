@@ -38,7 +38,7 @@ pub struct SealedWriter {
     db: Database,
     /// One connection for the whole blob (taken at the first chunk): its page cache is the
     /// only one the writing warms.
-    conn: Option<super::db::PooledConn>,
+    conn: Option<super::db::Conn>,
     key: DataKey,
     blob_id: String,
     seq: i64,

@@ -5,7 +5,10 @@ use diesel::prelude::*;
 
 use super::outbox::{self, OutboxRow};
 use super::schema::consent_events;
-use super::{DbConnection, StoreError};
+use super::{fields, DbConnection, StoreError};
+
+/// The address an event was recorded for, sealed at rest.
+const EMAIL: &str = "consent_events.email";
 
 /// The outbox kind that tells the platform of a change.
 pub const CONSENT_WEBHOOK: &str = "consent_webhook";
@@ -32,9 +35,13 @@ pub fn record(
     webhook: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    let sealed = ConsentEvent {
+        email: fields::seal_opt(EMAIL, &event.id, event.email.as_deref())?,
+        ..event.clone()
+    };
     let done = conn.transaction::<_, StoreError, _>(|c| {
         diesel::insert_into(consent_events::table)
-            .values(event)
+            .values(&sealed)
             .execute(c)
             .map_err(|e| super::requests::duplicate_as(e, "consent event"))?;
         if webhook {
@@ -70,9 +77,17 @@ pub fn history(
     conn: &mut DbConnection,
     platform_user_id: &str,
 ) -> Result<Vec<ConsentEvent>, StoreError> {
-    Ok(consent_events::table
+    consent_events::table
         .filter(consent_events::platform_user_id.eq(platform_user_id))
         .order((consent_events::at.asc(), consent_events::id.asc()))
         .select(ConsentEvent::as_select())
-        .load(conn)?)
+        .load(conn)?
+        .into_iter()
+        .map(|e: ConsentEvent| {
+            Ok(ConsentEvent {
+                email: fields::open_opt(EMAIL, &e.id, e.email.as_deref())?,
+                ..e
+            })
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! per-connection SQLite settings and embedded migrations run at start.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -10,6 +11,7 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::StoreError;
+use crate::auth::vault::Vault;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -18,8 +20,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// instead of failing at once; foreign keys are off by default in SQLite.
 /// Per connection. (WAL is a property of the database file, set once in `Database::connect`:
 /// switching it from several new connections at once can fail with "database is locked".)
-const SQLITE_SETUP: &str =
-    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// `secure_delete` overwrites freed content with zeros, so a value replaced (re-sealed under a
+/// new key, anonymised, deleted) does not linger in the file's free pages.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
 
 /// Any fixed number serves as the key of the advisory lock that lets only one of several
 /// instances run migrations at a time.
@@ -99,15 +103,37 @@ impl ManageConnection for Manager {
 
 pub type PooledConn = PooledConnection<Manager>;
 
+/// A pooled connection with the database's vault in scope while it is held (see
+/// `storage::fields`): what storage functions seal and open personal data with.
+pub struct Conn {
+    conn: PooledConn,
+    _scope: super::fields::Scope,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
 /// The shared handle on the database: cheap to clone.
 #[derive(Clone)]
 pub struct Database {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    vault: Arc<Vault>,
 }
 
 impl Database {
-    pub fn connect(url: &str, pool_size: u32) -> Result<Database, StoreError> {
+    /// `vault`: the keys personal data in this database is sealed under.
+    pub fn connect(url: &str, pool_size: u32, vault: Arc<Vault>) -> Result<Database, StoreError> {
         let backend = Backend::from_url(url);
         if backend == Backend::Sqlite {
             if let Some(dir) = Path::new(sqlite_path(url))
@@ -138,17 +164,31 @@ impl Database {
                     backend.as_str()
                 ))
             })?;
-        Ok(Database { pool, backend })
+        Ok(Database {
+            pool,
+            backend,
+            vault,
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    pub fn conn(&self) -> Result<PooledConn, StoreError> {
-        self.pool
+    pub fn conn(&self) -> Result<Conn, StoreError> {
+        let conn = self
+            .pool
             .get()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Conn {
+            conn,
+            _scope: super::fields::Scope::enter(&self.vault),
+        })
+    }
+
+    /// The keys personal data is sealed under.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     /// Runs the pending migrations of this backend. On PostgreSQL an advisory lock makes

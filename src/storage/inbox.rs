@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::inbox_messages;
-use super::{DbConnection, StoreError};
+use super::{fields, DbConnection, StoreError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = inbox_messages)]
@@ -19,9 +19,18 @@ pub struct InboxMessage {
     pub read_at: Option<NaiveDateTime>,
 }
 
+/// A message's text names the subject: sealed at rest.
+const SUBJECT: &str = "inbox_messages.subject";
+const BODY: &str = "inbox_messages.body";
+
 pub fn insert(conn: &mut DbConnection, message: &InboxMessage) -> Result<(), StoreError> {
+    let sealed = InboxMessage {
+        subject: fields::seal(SUBJECT, &message.id, &message.subject)?,
+        body: fields::seal(BODY, &message.id, &message.body)?,
+        ..message.clone()
+    };
     diesel::insert_into(inbox_messages::table)
-        .values(message)
+        .values(sealed)
         .execute(conn)
         .map_err(|e| super::requests::duplicate_as(e, "in-site message"))?;
     Ok(())
@@ -32,9 +41,18 @@ pub fn for_request(
     conn: &mut DbConnection,
     request_id: &str,
 ) -> Result<Vec<InboxMessage>, StoreError> {
-    Ok(inbox_messages::table
+    inbox_messages::table
         .filter(inbox_messages::request_id.eq(request_id))
         .order((inbox_messages::created_at.asc(), inbox_messages::id.asc()))
         .select(InboxMessage::as_select())
-        .load(conn)?)
+        .load(conn)?
+        .into_iter()
+        .map(|m: InboxMessage| {
+            Ok(InboxMessage {
+                subject: fields::open(SUBJECT, &m.id, &m.subject)?,
+                body: fields::open(BODY, &m.id, &m.body)?,
+                ..m
+            })
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::consents::CONSENT_WEBHOOK;
 use super::schema::outbox;
 use super::tasks::FULFIL;
-use super::{to_db_time, DbConnection, StoreError};
+use super::{fields, to_db_time, DbConnection, StoreError};
 use crate::domain::{Effect, Locale, Message, Recipient};
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
@@ -137,9 +137,37 @@ pub fn enqueue(
     Ok(())
 }
 
+/// The sealed columns: a message's payload holds its address and text; an error may quote
+/// an address back (a mail server refusing a recipient).
+const PAYLOAD: &str = "outbox.payload";
+const LAST_ERROR: &str = "outbox.last_error";
+
+/// A row's last error as staff read it (sealed at rest).
+pub fn open_error(id: &str, stored: Option<String>) -> Result<Option<String>, StoreError> {
+    fields::open_opt(LAST_ERROR, id, stored.as_deref())
+}
+
+/// The row as read: payload and last error opened.
+fn opened(row: OutboxRow) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        payload: fields::open(PAYLOAD, &row.id, &row.payload)?,
+        last_error: open_error(&row.id, row.last_error.clone())?,
+        ..row
+    })
+}
+
+fn all_opened(rows: Vec<OutboxRow>) -> Result<Vec<OutboxRow>, StoreError> {
+    rows.into_iter().map(opened).collect()
+}
+
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> Result<(), StoreError> {
+    let sealed = OutboxRow {
+        payload: fields::seal(PAYLOAD, &row.id, &row.payload)?,
+        last_error: fields::seal_opt(LAST_ERROR, &row.id, row.last_error.as_deref())?,
+        ..row.clone()
+    };
     diesel::insert_into(outbox::table)
-        .values(row)
+        .values(sealed)
         .execute(conn)
         .map_err(|e| super::requests::duplicate_as(e, "outbox row"))?;
     Ok(())
@@ -150,20 +178,24 @@ pub fn for_request(
     conn: &mut DbConnection,
     request_id: &str,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    Ok(outbox::table
-        .filter(outbox::request_id.eq(request_id))
-        .order((outbox::created_at.asc(), outbox::id.asc()))
-        .select(OutboxRow::as_select())
-        .load(conn)?)
+    all_opened(
+        outbox::table
+            .filter(outbox::request_id.eq(request_id))
+            .order((outbox::created_at.asc(), outbox::id.asc()))
+            .select(OutboxRow::as_select())
+            .load(conn)?,
+    )
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<OutboxRow, StoreError> {
-    outbox::table
-        .filter(outbox::id.eq(id))
-        .select(OutboxRow::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or(StoreError::NotFound)
+    opened(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .select(OutboxRow::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or(StoreError::NotFound)?,
+    )
 }
 
 const CLAIM_RETURNING: &str =
@@ -198,7 +230,7 @@ pub fn claim(
         .bind::<BigInt, _>(limit)
         .load::<OutboxRow>(conn)?;
     // RETURNING gives no order: work oldest first, as the queue promises.
-    let mut rows = rows;
+    let mut rows = all_opened(rows)?;
     rows.sort_by(|a, b| (a.run_after, &a.id).cmp(&(b.run_after, &b.id)));
     Ok(rows)
 }
@@ -233,7 +265,9 @@ pub fn mark_done(
 /// not stay readable in the queue).
 pub fn scrub_payload(conn: &mut DbConnection, id: &str) -> Result<(), StoreError> {
     diesel::update(outbox::table.filter(outbox::id.eq(id)))
-        .set(outbox::payload.eq(r#"{"scrubbed":true}"#))
+        // Sealed like every payload, so every stored payload is under a key (rotation and its
+        // checks need not know of this marker).
+        .set(outbox::payload.eq(fields::seal(PAYLOAD, id, r#"{"scrubbed":true}"#)?))
         .execute(conn)?;
     Ok(())
 }
@@ -248,6 +282,7 @@ pub fn mark_attempt_failed(
     retry_at: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     let error: String = error.chars().take(1000).collect();
+    let error = fields::seal(LAST_ERROR, id, &error)?;
     let (status, run_after) = match retry_at {
         Some(at) => (PENDING, Some(to_db_time(at))),
         None => (FAILED, None),
@@ -301,12 +336,14 @@ pub fn release(conn: &mut DbConnection, ids: &[String], worker: &str) -> Result<
 
 /// Parked rows, newest first, for the staff view.
 pub fn failed(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-    Ok(outbox::table
-        .filter(outbox::status.eq(FAILED))
-        .order(outbox::created_at.desc())
-        .limit(limit)
-        .select(OutboxRow::as_select())
-        .load(conn)?)
+    all_opened(
+        outbox::table
+            .filter(outbox::status.eq(FAILED))
+            .order(outbox::created_at.desc())
+            .limit(limit)
+            .select(OutboxRow::as_select())
+            .load(conn)?,
+    )
 }
 
 /// An admin's retry of a failed row: pending again now, with a fresh count of attempts.

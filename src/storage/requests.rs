@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::db::MultiBackend;
-use super::rows::{EventRow, RequestRow, StateChanges, StoredRequest};
-use super::schema::{request_events, requests};
-use super::{outbox, to_db_time, DbConnection, StoreError};
+use super::rows::{EventRow, RequestRow, StateChanges, StoredRequest, EVENT_DETAILS};
+use super::schema::{request_events, requests, subject_lookups};
+use super::{fields, outbox, to_db_time, DbConnection, StoreError};
+use crate::auth::vault::Blind;
 use crate::domain::{Event, Jurisdiction, Outcome, Reference, RequestKind, Status};
 
 /// Stores a new request with its submission event and effects.
@@ -19,9 +20,10 @@ pub fn insert(
 ) -> Result<(), StoreError> {
     conn.transaction(|c| {
         diesel::insert_into(requests::table)
-            .values(request.to_row())
+            .values(request.to_row()?)
             .execute(c)
             .map_err(|e| duplicate_as(e, "reference"))?;
+        write_lookups(c, request)?;
         // A request logged with a past receipt time changes that day's counts.
         super::report_days::forget_received(c, request.state.received_at, chrono::Utc::now())?;
         append(c, request, outcome)
@@ -58,7 +60,9 @@ fn append(
 ) -> Result<(), StoreError> {
     let seq = outcome.state.version;
     let mut row = EventRow::new(&request.id, seq, &outcome.event);
+    // Hashed as written, then sealed: the chain holds whatever key the details are under.
     super::audit::chain(c, &mut row)?;
+    row.details = fields::seal(EVENT_DETAILS, &row.place(), &row.details)?;
     diesel::insert_into(request_events::table)
         .values(row)
         .execute(c)
@@ -158,7 +162,19 @@ pub struct ListFilter {
     pub offset: i64,
 }
 
-fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
+/// The ids of requests whose email (or phone) is `value`, through the blind index: a
+/// subselect. (A macro, not a function: a boxed subselect is not a query fragment of the
+/// multi-backend connection, and the unboxed type is unwieldy to name.)
+macro_rules! looked_up {
+    ($kind:expr, $value:expr) => {
+        subject_lookups::table
+            .filter(subject_lookups::kind.eq(lookup_kind($kind)))
+            .filter(subject_lookups::digest.eq(fields::blind($kind, $value)?))
+            .select(subject_lookups::request_id)
+    };
+}
+
+fn filtered(f: &ListFilter) -> Result<requests::BoxedQuery<'static, MultiBackend>, StoreError> {
     let mut q = requests::table.into_boxed();
     if let Some(s) = f.status {
         q = q.filter(requests::status.eq(s.as_str()));
@@ -201,13 +217,56 @@ fn filtered(f: &ListFilter) -> requests::BoxedQuery<'static, MultiBackend> {
     if let Some(r) = &f.reference {
         q = q.filter(requests::reference.eq(r.clone()));
     }
+    // Through the blind indexes: the columns themselves are sealed.
     if let Some(e) = &f.email {
-        q = q.filter(requests::subject_email.eq(e.clone()));
+        q = q.filter(requests::id.eq_any(looked_up!(Blind::Email, e)));
     }
     if let Some(p) = &f.phone {
-        q = q.filter(requests::subject_phone.eq(p.clone()));
+        q = q.filter(requests::id.eq_any(looked_up!(Blind::Phone, p)));
     }
-    q
+    Ok(q)
+}
+
+fn lookup_kind(kind: Blind) -> &'static str {
+    match kind {
+        Blind::Email => "email",
+        Blind::Phone => "phone",
+    }
+}
+
+/// Writes a request's blind indexes (at insert, and when rotation seals an older request).
+pub fn write_lookups(c: &mut DbConnection, request: &StoredRequest) -> Result<(), StoreError> {
+    let values = [
+        (
+            Blind::Email,
+            request.contact.email.as_ref().map(|e| e.as_str()),
+        ),
+        (
+            Blind::Phone,
+            request.contact.phone.as_ref().map(|p| p.as_str()),
+        ),
+    ];
+    for (kind, value) in values {
+        let Some(value) = value else { continue };
+        let digest = fields::blind(kind, value)?;
+        // Plain INSERT: a second write of the same lookup (rotation run twice) is skipped.
+        let exists = subject_lookups::table
+            .filter(subject_lookups::request_id.eq(&request.id))
+            .filter(subject_lookups::kind.eq(lookup_kind(kind)))
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+        if !exists {
+            diesel::insert_into(subject_lookups::table)
+                .values((
+                    subject_lookups::request_id.eq(&request.id),
+                    subject_lookups::kind.eq(lookup_kind(kind)),
+                    subject_lookups::digest.eq(digest),
+                ))
+                .execute(c)?;
+        }
+    }
+    Ok(())
 }
 
 /// The statuses of requests that have not ended, as the partial indexes of migration
@@ -251,8 +310,8 @@ pub fn list(
 ) -> Result<(Vec<StoredRequest>, i64), StoreError> {
     match f.sort {
         Sort::ReceivedAsc | Sort::ReceivedDesc => {
-            let total: i64 = filtered(f).count().get_result(conn)?;
-            let q = filtered(f).select(RequestRow::as_select());
+            let total: i64 = filtered(f)?.count().get_result(conn)?;
+            let q = filtered(f)?.select(RequestRow::as_select());
             let q = if f.sort == Sort::ReceivedAsc {
                 q.order((requests::received_at.asc(), requests::id.asc()))
             } else {
@@ -262,17 +321,17 @@ pub fn list(
             finish(rows, total)
         }
         Sort::DueAsc | Sort::DueDesc => {
-            let dated: i64 = filtered(f)
+            let dated: i64 = filtered(f)?
                 .filter(requests::due_at.is_not_null())
                 .count()
                 .get_result(conn)?;
-            let undated: i64 = filtered(f)
+            let undated: i64 = filtered(f)?
                 .filter(requests::due_at.is_null())
                 .count()
                 .get_result(conn)?;
             let mut rows = vec![];
             if f.offset < dated {
-                let q = filtered(f)
+                let q = filtered(f)?
                     .filter(requests::due_at.is_not_null())
                     .select(RequestRow::as_select());
                 let q = if f.sort == Sort::DueAsc {
@@ -292,7 +351,7 @@ pub fn list(
             }
             let missing = f.limit - rows.len() as i64;
             if missing > 0 && undated > 0 {
-                let q = filtered(f)
+                let q = filtered(f)?
                     .filter(requests::due_at.is_null())
                     .select(RequestRow::as_select());
                 let q = if f.sort == Sort::DueAsc {
@@ -360,10 +419,10 @@ pub fn open_duplicate_of(
         dyn BoxableExpression<requests::table, MultiBackend, SqlType = diesel::sql_types::Bool>,
     > = Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("1 = 0"));
     if let Some(e) = email {
-        same_subject = Box::new(same_subject.or(requests::subject_email.eq(e).assume_not_null()));
+        same_subject = Box::new(same_subject.or(requests::id.eq_any(looked_up!(Blind::Email, &e))));
     }
     if let Some(p) = phone {
-        same_subject = Box::new(same_subject.or(requests::subject_phone.eq(p).assume_not_null()));
+        same_subject = Box::new(same_subject.or(requests::id.eq_any(looked_up!(Blind::Phone, &p))));
     }
     if let Some(p) = platform {
         same_subject =

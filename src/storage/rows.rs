@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::{request_events, requests};
-use super::{from_db_time, to_db_time, StoreError};
+use super::{fields, from_db_time, to_db_time, StoreError};
 use crate::clock::{ClockWarning, Due};
 use crate::domain::{
     Actor, Channel, Event, Locale, Reference, RequestState, Role, Status, SubjectContact,
@@ -141,7 +141,13 @@ where
 impl TryFrom<RequestRow> for StoredRequest {
     type Error = StoreError;
 
+    /// Opens the sealed columns (inside a database scope; see `fields`).
     fn try_from(row: RequestRow) -> Result<Self, StoreError> {
+        let open = |column: &str, value: Option<&str>| fields::open_opt(column, &row.id, value);
+        let name = open(NAME, row.subject_name.as_deref())?;
+        let email = open(EMAIL, row.subject_email.as_deref())?;
+        let phone = open(PHONE, row.subject_phone.as_deref())?;
+        let details = fields::open(DETAILS, &row.id, &row.details)?;
         let warnings: Vec<ClockWarning> =
             serde_json::from_str(&row.due_warnings).map_err(StoreError::corrupt)?;
         let due = match (row.due_date, row.due_at) {
@@ -184,12 +190,8 @@ impl TryFrom<RequestRow> for StoredRequest {
                 .collect::<Result<_, _>>()?,
             representative: row.representative.as_deref().map(parse).transpose()?,
         };
-        let contact = SubjectContact::new(
-            row.subject_name.as_deref(),
-            row.subject_email.as_deref(),
-            row.subject_phone.as_deref(),
-        )
-        .map_err(StoreError::corrupt)?;
+        let contact = SubjectContact::new(name.as_deref(), email.as_deref(), phone.as_deref())
+            .map_err(StoreError::corrupt)?;
         Ok(StoredRequest {
             id: row.id,
             reference: Reference::parse(&row.reference).map_err(StoreError::corrupt)?,
@@ -197,7 +199,7 @@ impl TryFrom<RequestRow> for StoredRequest {
             locale: parse(&row.locale)?,
             channel: parse(&row.channel)?,
             contact,
-            details: serde_json::from_str(&row.details).map_err(StoreError::corrupt)?,
+            details: serde_json::from_str(&details).map_err(StoreError::corrupt)?,
             platform_user_id: row.platform_user_id,
             duplicate_of: row.duplicate_of,
             created_at: from_db_time(row.created_at),
@@ -206,10 +208,21 @@ impl TryFrom<RequestRow> for StoredRequest {
     }
 }
 
+/// The sealed columns of `requests`, as their values' places name them.
+pub const NAME: &str = "requests.subject_name";
+pub const EMAIL: &str = "requests.subject_email";
+pub const PHONE: &str = "requests.subject_phone";
+pub const DETAILS: &str = "requests.details";
+pub const EVENT_DETAILS: &str = "request_events.details";
+
 impl StoredRequest {
-    pub fn to_row(&self) -> RequestRow {
+    /// The row to insert, personal data sealed (inside a database scope; see `fields`).
+    pub fn to_row(&self) -> Result<RequestRow, StoreError> {
         let c = StateChanges::from_state(&self.state, self.updated_at);
-        RequestRow {
+        let email = self.contact.email.as_ref().map(|e| e.as_str());
+        let phone = self.contact.phone.as_ref().map(|p| p.as_str());
+        let id = self.id.as_str();
+        Ok(RequestRow {
             id: self.id.clone(),
             reference: self.reference.as_str().to_owned(),
             kind: self.state.kind.as_str().to_owned(),
@@ -217,10 +230,10 @@ impl StoredRequest {
             status: c.status,
             locale: self.locale.as_str().to_owned(),
             channel: self.channel.as_str().to_owned(),
-            subject_name: self.contact.name.clone(),
-            subject_email: self.contact.email.clone().map(String::from),
-            subject_phone: self.contact.phone.clone().map(String::from),
-            details: self.details.to_string(),
+            subject_name: fields::seal_opt(NAME, id, self.contact.name.as_deref())?,
+            subject_email: fields::seal_opt(EMAIL, id, email)?,
+            subject_phone: fields::seal_opt(PHONE, id, phone)?,
+            details: fields::seal(DETAILS, id, &self.details.to_string())?,
             received_at: to_db_time(self.state.received_at),
             verified_at: c.verified_at,
             due_date: c.due_date,
@@ -242,7 +255,7 @@ impl StoredRequest {
             representative: self.state.representative.map(|r| r.as_str().to_owned()),
             platform_user_id: self.platform_user_id.clone(),
             duplicate_of: self.duplicate_of.clone(),
-        }
+        })
     }
 }
 
@@ -287,8 +300,19 @@ impl EventRow {
         }
     }
 
+    /// Where this event's sealed details are bound to.
+    pub fn place(&self) -> String {
+        format!("{}:{}", self.request_id, self.seq)
+    }
+
+    /// The details as written, opened from their sealed form.
+    pub fn open_details(&self) -> Result<String, StoreError> {
+        fields::open(EVENT_DETAILS, &self.place(), &self.details)
+    }
+
     /// The event with the sequence number it was stored under.
     pub fn into_event(self) -> Result<(i64, Event), StoreError> {
+        let details = self.open_details()?;
         let actor = match (self.actor_type.as_str(), self.actor_id, self.actor_role) {
             ("subject", _, _) => Actor::Subject,
             ("system", _, _) => Actor::System,
@@ -308,7 +332,7 @@ impl EventRow {
                 .map(parse::<Status>)
                 .transpose()?,
             to: parse(&self.to_status)?,
-            details: serde_json::from_str(&self.details).map_err(StoreError::corrupt)?,
+            details: serde_json::from_str(&details).map_err(StoreError::corrupt)?,
         };
         Ok((self.seq, event))
     }

@@ -234,7 +234,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    subject_lookups (request_id, kind) {
+        request_id -> Text,
+        kind -> Text,
+        digest -> Text,
+    }
+}
+
+diesel::joinable!(subject_lookups -> requests (request_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    subject_lookups,
     staff_users,
     requests,
     request_events,

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::requests::duplicate_as;
 use super::schema::{staff_sessions, staff_sign_ins, staff_users};
-use super::{to_db_time, DbConnection, StoreError};
+use super::{fields, to_db_time, DbConnection, StoreError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = staff_users)]
@@ -36,27 +36,49 @@ impl StaffRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &StaffRow) -> Result<(), StoreError> {
+    let sealed = StaffRow {
+        totp_secret: fields::seal_opt(TOTP_SECRET, &row.id, row.totp_secret.as_deref())?,
+        ..row.clone()
+    };
     diesel::insert_into(staff_users::table)
-        .values(row)
+        .values(sealed)
         .execute(conn)
         .map_err(|e| duplicate_as(e, "email"))?;
     Ok(())
 }
 
+/// The second factor's secret is sealed at rest (it would let anyone mint an account's codes).
+const TOTP_SECRET: &str = "staff_users.totp_secret";
+
+fn opened(row: StaffRow) -> Result<StaffRow, StoreError> {
+    Ok(StaffRow {
+        totp_secret: fields::open_opt(TOTP_SECRET, &row.id, row.totp_secret.as_deref())?,
+        ..row
+    })
+}
+
+fn all_opened(rows: Vec<StaffRow>) -> Result<Vec<StaffRow>, StoreError> {
+    rows.into_iter().map(opened).collect()
+}
+
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> Result<Option<StaffRow>, StoreError> {
-    Ok(staff_users::table
+    staff_users::table
         .filter(staff_users::email.eq(email))
         .select(StaffRow::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+        .map(opened)
+        .transpose()
 }
 
 pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<StaffRow>, StoreError> {
-    Ok(staff_users::table
+    staff_users::table
         .filter(staff_users::id.eq(id))
         .select(StaffRow::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+        .map(opened)
+        .transpose()
 }
 
 pub fn count(conn: &mut DbConnection) -> Result<i64, StoreError> {
@@ -76,20 +98,24 @@ pub fn record_login(
 
 /// Active staff who decide (reviewers and admins): the recipients of "needs a decision" mail.
 pub fn active_deciders(conn: &mut DbConnection) -> Result<Vec<StaffRow>, StoreError> {
-    Ok(staff_users::table
-        .filter(staff_users::active.eq(true))
-        .filter(staff_users::role.eq_any(["reviewer", "admin"]))
-        .order(staff_users::email.asc())
-        .select(StaffRow::as_select())
-        .load(conn)?)
+    all_opened(
+        staff_users::table
+            .filter(staff_users::active.eq(true))
+            .filter(staff_users::role.eq_any(["reviewer", "admin"]))
+            .order(staff_users::email.asc())
+            .select(StaffRow::as_select())
+            .load(conn)?,
+    )
 }
 
 /// Every staff account, by email.
 pub fn all(conn: &mut DbConnection) -> Result<Vec<StaffRow>, StoreError> {
-    Ok(staff_users::table
-        .order(staff_users::email.asc())
-        .select(StaffRow::as_select())
-        .load(conn)?)
+    all_opened(
+        staff_users::table
+            .order(staff_users::email.asc())
+            .select(StaffRow::as_select())
+            .load(conn)?,
+    )
 }
 
 pub fn set_role(conn: &mut DbConnection, id: &str, role: &str) -> Result<bool, StoreError> {
@@ -227,7 +253,7 @@ pub fn begin_totp(conn: &mut DbConnection, id: &str, secret: &str) -> Result<boo
             .filter(staff_users::id.eq(id))
             .filter(staff_users::totp_enabled_at.is_null()),
     )
-    .set(staff_users::totp_secret.eq(Some(secret)))
+    .set(staff_users::totp_secret.eq(Some(fields::seal(TOTP_SECRET, id, secret)?)))
     .execute(conn)?
         == 1)
 }

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::outbox::{self, OutboxRow};
 use super::schema::{fulfilment_tasks, outbox as outbox_table};
-use super::{to_db_time, DbConnection, StoreError};
+use super::{fields, to_db_time, DbConnection, StoreError};
 
 /// The outbox kind of a task's row.
 pub const FULFIL: &str = "fulfil";
@@ -87,12 +87,24 @@ pub fn create(
     }
 }
 
+/// A task's result is sealed at rest: it may hold what a system answered about the subject.
+const RESULT: &str = "fulfilment_tasks.result";
+
+fn opened(row: TaskRow) -> Result<TaskRow, StoreError> {
+    Ok(TaskRow {
+        result: fields::open_opt(RESULT, &row.id, row.result.as_deref())?,
+        ..row
+    })
+}
+
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<TaskRow>, StoreError> {
-    Ok(fulfilment_tasks::table
+    fulfilment_tasks::table
         .filter(fulfilment_tasks::id.eq(id))
         .select(TaskRow::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+        .map(opened)
+        .transpose()
 }
 
 /// Records the end of a pending task (done with its result, or cancelled): false when it had
@@ -111,7 +123,7 @@ pub fn finish(
     )
     .set((
         fulfilment_tasks::status.eq(status),
-        fulfilment_tasks::result.eq(Some(result.to_string())),
+        fulfilment_tasks::result.eq(Some(fields::seal(RESULT, id, &result.to_string())?)),
         fulfilment_tasks::done_at.eq(Some(to_db_time(at))),
     ))
     .execute(conn)?
@@ -135,16 +147,15 @@ pub fn for_request(conn: &mut DbConnection, request_id: &str) -> Result<Vec<Task
             outbox_table::run_after,
         ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(task, run_status, attempts, last_error, run_after)| TaskView {
-                task,
+    rows.into_iter()
+        .map(|(task, run_status, attempts, last_error, run_after)| {
+            Ok(TaskView {
+                last_error: outbox::open_error(&task.outbox_id, last_error)?,
+                task: opened(task)?,
                 run_status,
                 attempts,
-                last_error,
                 run_after,
-            },
-        )
-        .collect())
+            })
+        })
+        .collect()
 }

@@ -3,6 +3,8 @@
 //! when events are cut off the end of a request.
 
 use diesel::prelude::*;
+use rightsflow::storage::fields;
+use rightsflow::storage::rows::EVENT_DETAILS;
 use rightsflow::storage::schema::request_events;
 use serde_json::json;
 
@@ -36,18 +38,51 @@ async fn edit_details(app: &TestApp, request_id: &str, seq: i64, from: &str, to:
         let event = request_events::table
             .filter(request_events::request_id.eq(&id))
             .filter(request_events::seq.eq(seq));
-        let details: String = event
+        let sealed: String = event
             .select(request_events::details)
             .first(&mut *c)
             .unwrap();
+        // Stored sealed: the edit is made as someone holding the data key would make it, so
+        // the value opens and only the chain can tell.
+        let place = format!("{id}:{seq}");
+        let details = fields::open(EVENT_DETAILS, &place, &sealed).unwrap();
         assert!(details.contains(&from), "{details}");
+        let edited = fields::seal(EVENT_DETAILS, &place, &details.replacen(&from, &to, 1)).unwrap();
         diesel::update(event)
-            .set(request_events::details.eq(details.replacen(&from, &to, 1)))
+            .set(request_events::details.eq(edited))
             .execute(&mut *c)
             .unwrap();
     })
     .await
     .unwrap();
+}
+
+/// Sets one stored event's sealed details as they are in the database (no key involved);
+/// returns what was there.
+async fn set_raw_details(
+    app: &TestApp,
+    request_id: &str,
+    seq: i64,
+    edit: impl FnOnce(&str) -> String + Send + 'static,
+) -> String {
+    let (s, id) = (app.services.clone(), request_id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut c = s.db().conn().unwrap();
+        let event = request_events::table
+            .filter(request_events::request_id.eq(&id))
+            .filter(request_events::seq.eq(seq));
+        let raw: String = event
+            .select(request_events::details)
+            .first(&mut *c)
+            .unwrap();
+        diesel::update(event)
+            .set(request_events::details.eq(edit(&raw)))
+            .execute(&mut *c)
+            .unwrap();
+        raw
+    })
+    .await
+    .unwrap()
 }
 
 async fn audit_verify_finds_one_changed_byte(app: TestApp) {
@@ -109,9 +144,31 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
     );
     assert!(out.contains("was changed"), "{out}");
 
-    // Put it back: intact again. Then cut the last event off the first request.
+    // Put it back: intact again.
     edit_details(&app, &target, 3, "核对完币", "核对完毕").await;
     assert!(verify(&app).0, "restored");
+
+    // One character of the sealed form changed (by someone without the key): it no longer
+    // opens, and the check names the event.
+    let raw = set_raw_details(&app, &target, 3, |raw| {
+        let last = raw.chars().last().unwrap();
+        let other = if last == 'A' { 'B' } else { 'A' };
+        format!("{}{other}", &raw[..raw.len() - last.len_utf8()])
+    })
+    .await;
+    assert!(raw.starts_with("enc1:"), "stored sealed: {raw}");
+    let (ok, out) = verify(&app);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "request {reference} (id {target}), event 3: its sealed details do not open"
+        )),
+        "{out}"
+    );
+    set_raw_details(&app, &target, 3, move |_| raw).await;
+    assert!(verify(&app).0, "restored");
+
+    // Then cut the last event off the first request.
     let (first, first_ref) = ids[0].clone();
     let (s, id) = (app.services.clone(), first.clone());
     tokio::task::spawn_blocking(move || {

@@ -398,6 +398,7 @@ fn production_mode_refuses_to_start_without_its_keys() {
             .env_remove("RIGHTSFLOW_CONFIG")
             .env_remove("RIGHTSFLOW_JWT_SECRET")
             .env_remove("RIGHTSFLOW_DATA_KEY")
+            .env_remove("RIGHTSFLOW_INDEX_KEY")
             .envs(extra.iter().copied())
             .output()
             .unwrap();
@@ -421,9 +422,23 @@ fn production_mode_refuses_to_start_without_its_keys() {
         err.contains("RIGHTSFLOW_DATA_KEY is not set: in production mode"),
         "{err}"
     );
-    // Nothing was generated in its place.
-    assert!(!dir.path().join("jwt-secret").exists());
-    assert!(!dir.path().join("data-key").exists());
+    let data_key = "ab".repeat(32);
+    let (ok, err) = serve(&[
+        (
+            "RIGHTSFLOW_JWT_SECRET",
+            "a production secret of at least thirty-two bytes",
+        ),
+        ("RIGHTSFLOW_DATA_KEY", &data_key),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("RIGHTSFLOW_INDEX_KEY is not set: in production mode"),
+        "{err}"
+    );
+    // Nothing was generated in their place.
+    for file in ["jwt-secret", "data-key", "index-key"] {
+        assert!(!dir.path().join(file).exists(), "{file}");
+    }
     // A bad value for the mode itself is refused, naming the variable.
     let (ok, err) = serve(&[("RIGHTSFLOW_PRODUCTION", "yes")]);
     assert!(!ok);

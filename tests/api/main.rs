@@ -13,6 +13,7 @@ mod connectors;
 mod consents;
 mod console;
 mod delivery;
+mod encryption;
 mod fulfilment;
 mod lifecycle;
 mod notifications;
