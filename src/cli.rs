@@ -82,6 +82,16 @@ pub enum KeysCommand {
 pub enum AuditCommand {
     /// Check every request's hash-chained event log; exits 1 naming the first broken event.
     Verify,
+    /// Write one request's evidence package (JSON): the request, its timeline with hashes and
+    /// the chain's check, messages sent, tasks and results. It holds personal data.
+    Export {
+        /// The request's reference (DSR-…).
+        #[arg(long)]
+        request: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +179,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     std::process::exit(1);
                 }
+            }
+        }
+        Command::Audit {
+            action: AuditCommand::Export { request, out },
+        } => {
+            crate::telemetry::init(config.log_format);
+            let reference = crate::domain::Reference::parse(&request)
+                .map_err(|e| anyhow::anyhow!("--request: {e}"))?;
+            let services = crate::startup::services(&config).await?;
+            let evidence = tokio::task::spawn_blocking(move || {
+                crate::service::evidence::export(&services, &reference)
+            })
+            .await??;
+            let text = serde_json::to_string_pretty(&evidence)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text + "\n")?;
+                    eprintln!("evidence for {request} written to {}", path.display());
+                }
+                None => println!("{text}"),
             }
         }
         Command::Keys { action } => {

@@ -1,6 +1,7 @@
 //! Use cases: each loads what it needs, asks the workflow core, and stores the outcome. Blocking
 //! (diesel): the web layer calls these through `web::block`, the CLI directly.
 
+pub mod evidence;
 pub mod requests;
 pub mod results;
 pub mod second_factor;

@@ -115,6 +115,25 @@ fn opened(e: &EventRow) -> Result<EventRow, StoreError> {
     })
 }
 
+/// Each event's `(prev_hash, hash)` of one request, by sequence number (evidence exports).
+pub fn hashes(
+    c: &mut DbConnection,
+    request_id: &str,
+) -> Result<std::collections::BTreeMap<i64, (String, String)>, StoreError> {
+    let rows: Vec<(i64, Option<String>, Option<String>)> = request_events::table
+        .filter(request_events::request_id.eq(request_id))
+        .select((
+            request_events::seq,
+            request_events::prev_hash,
+            request_events::hash,
+        ))
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, prev, hash)| (seq, (prev.unwrap_or_default(), hash.unwrap_or_default())))
+        .collect())
+}
+
 /// Where the chain first breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
@@ -148,6 +167,21 @@ struct Tail {
 /// numbers without gaps, and the last one the request's current version (so events removed from
 /// the end are found too). Returns the first break, in request id and sequence order.
 pub fn verify(c: &mut DbConnection) -> Result<Result<Checked, Broken>, StoreError> {
+    verify_in(c, None)
+}
+
+/// The same check for one request's chain (an evidence export).
+pub fn verify_request(
+    c: &mut DbConnection,
+    request_id: &str,
+) -> Result<Result<Checked, Broken>, StoreError> {
+    verify_in(c, Some(request_id))
+}
+
+fn verify_in(
+    c: &mut DbConnection,
+    only: Option<&str>,
+) -> Result<Result<Checked, Broken>, StoreError> {
     let mut checked = Checked {
         requests: 0,
         events: 0,
@@ -191,10 +225,14 @@ pub fn verify(c: &mut DbConnection) -> Result<Result<Checked, Broken>, StoreErro
             ));
             problem
         };
-        let rows = request_events::table
+        let mut rows = request_events::table
             .order((request_events::request_id.asc(), request_events::seq.asc()))
             .select(EventRow::as_select())
-            .load_iter::<EventRow, diesel::connection::DefaultLoadingMode>(c)?;
+            .into_boxed();
+        if let Some(id) = only {
+            rows = rows.filter(request_events::request_id.eq(id.to_owned()));
+        }
+        let rows = rows.load_iter::<EventRow, diesel::connection::DefaultLoadingMode>(c)?;
         for row in rows {
             if let Some(b) = check(row?) {
                 first_broken = Some(b);
@@ -206,8 +244,9 @@ pub fn verify(c: &mut DbConnection) -> Result<Result<Checked, Broken>, StoreErro
     let tails: Vec<Tail> = diesel::sql_query(
         "SELECT r.id AS id, r.reference AS reference, r.version AS version, \
          (SELECT MAX(e.seq) FROM request_events e WHERE e.request_id = r.id) AS last \
-         FROM requests r ORDER BY r.id",
+         FROM requests r WHERE $1 = '' OR r.id = $1 ORDER BY r.id",
     )
+    .bind::<Text, _>(only.unwrap_or_default())
     .load(c)?;
     let cut = tails
         .iter()

@@ -150,3 +150,15 @@ pub fn package_of(
         .first(conn)
         .optional()?)
 }
+
+/// Every result a request ever had, live, expired or purged (evidence), oldest first.
+pub fn all_for_request(
+    conn: &mut DbConnection,
+    request_id: &str,
+) -> Result<Vec<StoredResult>, StoreError> {
+    Ok(request_results::table
+        .filter(request_results::request_id.eq(request_id))
+        .order(request_results::created_at.asc())
+        .select(StoredResult::as_select())
+        .load(conn)?)
+}

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use rightsflow::storage::fields;
 use rightsflow::storage::rows::EVENT_DETAILS;
 use rightsflow::storage::schema::request_events;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
 use crate::on_both_backends;
@@ -23,6 +23,25 @@ fn verify(app: &TestApp) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// `rightsflow audit export --request REF --out FILE`, read back.
+fn export(app: &TestApp, reference: &str) -> Value {
+    let file = app.data_dir().join(format!("evidence-{reference}.json"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
+        .args(["audit", "export", "--request", reference, "--out"])
+        .arg(&file)
+        .env("RIGHTSFLOW_DATA_DIR", app.data_dir())
+        .env("RIGHTSFLOW_DATABASE_URL", app.database_url())
+        .env_remove("RIGHTSFLOW_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
 }
 
 /// Replaces `from` with `to` in one stored event's details, straight in the database.
@@ -133,8 +152,32 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
     let events: usize = out.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(events >= 12, "{out}");
 
-    // One byte of the second request's third event (the note), changed in the database.
+    // The second request's evidence package: the request as received, its timeline chained
+    // hash to hash with the note in it, the chain's check, the messages sent.
     let (target, reference) = ids[1].clone();
+    let evidence = export(&app, &reference);
+    assert_eq!(evidence["request"]["reference"], reference.as_str());
+    assert_eq!(
+        evidence["request"]["subject"]["email"],
+        "li.lei@example.com"
+    );
+    assert_eq!(evidence["chain"]["intact"], true, "{evidence}");
+    let timeline = evidence["timeline"].as_array().unwrap();
+    assert_eq!(evidence["chain"]["events"], timeline.len());
+    assert_eq!(timeline[2]["details"]["text"], "核对完毕", "{evidence}");
+    assert_eq!(timeline[0]["prev_hash"].as_str().unwrap(), "0".repeat(64));
+    for pair in timeline.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"]);
+    }
+    let messages = evidence["messages"].as_array().unwrap();
+    assert!(
+        messages.iter().any(|m| m["to"] == "li.lei@example.com"
+            && m["subject"].as_str().unwrap().contains(&reference)
+            && m["status"] == "done"),
+        "{messages:?}"
+    );
+
+    // One byte of the second request's third event (the note), changed in the database.
     edit_details(&app, &target, 3, "核对完毕", "核对完币").await;
     let (ok, out) = verify(&app);
     assert!(!ok, "a changed event must fail the check");
@@ -143,6 +186,9 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
         "{out}"
     );
     assert!(out.contains("was changed"), "{out}");
+    let evidence = export(&app, &reference);
+    assert_eq!(evidence["chain"]["intact"], false);
+    assert_eq!(evidence["chain"]["event"], 3);
 
     // Put it back: intact again.
     edit_details(&app, &target, 3, "核对完币", "核对完毕").await;
