@@ -180,6 +180,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+            match crate::storage::audit_log::verify(&mut *db.conn()?)? {
+                Ok(n) => println!("audit log intact: {n} entries"),
+                Err((seq, why)) => {
+                    println!("audit log broken at entry {seq}: {why}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Audit {
             action: AuditCommand::Export { request, out },
@@ -245,7 +252,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (crate::auth::password::generate(), true)
             };
             let db = open_database(&config)?;
-            let row = staff::add(&db, &email, role, locale, &password, now())?;
+            // An operator at the machine: the system, in the audit log.
+            let row = staff::add(
+                &db,
+                &crate::domain::Actor::System,
+                &email,
+                role,
+                locale,
+                &password,
+                now(),
+            )?;
             println!("added {} as {role} (id {})", row.email, row.id);
             if generated {
                 println!("password: {password}\n(shown only this once)");

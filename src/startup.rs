@@ -184,14 +184,35 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
         consents: config.consents.clone(),
         restriction_notice_days: config.fulfilment.restriction_notice_days,
     };
-    Ok(Services::new(
+    let services = Services::new(
         db,
         config.policy.clone(),
         calendars,
         tokens,
         identity,
         fulfilment,
-    ))
+    );
+    // A configuration unlike the one last logged goes into the audit log (its fingerprint:
+    // every setting as `Debug` prints it, secrets redacted there; the data key by its id).
+    let fingerprint = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{config:?}").as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let noting = services.clone();
+    let changed = tokio::task::spawn_blocking(move || {
+        crate::service::audit_log::note_configuration(&noting, &fingerprint, now())
+    })
+    .await
+    .map_err(|e| StartupError::Config(e.to_string()))?
+    .map_err(|e| StartupError::Config(format!("audit log: {e}")))?;
+    if changed {
+        tracing::info!("configuration changed since it was last logged: noted in the audit log");
+    }
+    Ok(services)
 }
 
 pub fn notifier(config: &Config) -> Result<Arc<Notifier>, StartupError> {

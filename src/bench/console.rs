@@ -340,6 +340,7 @@ pub async fn console(args: ConsoleBenchArgs) -> anyhow::Result<()> {
     let email = format!("bench-{}@bench.test", uuid::Uuid::new_v4().simple());
     crate::service::staff::add(
         &db,
+        &crate::domain::Actor::System,
         &crate::domain::EmailAddress::parse(&email)?,
         crate::domain::Role::Admin,
         crate::domain::Locale::ZhCn,

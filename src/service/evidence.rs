@@ -95,6 +95,17 @@ pub fn export(s: &Services, reference: &Reference) -> Result<Value, ServiceError
             })
         })
         .collect();
+    // Exporting is itself a look at personal data: logged, by the operator at the machine.
+    storage::audit_log::append(
+        c,
+        &storage::audit_log::Entry {
+            actor: &crate::domain::Actor::System,
+            action: storage::audit_log::action::EVIDENCE_EXPORTED,
+            request_id: Some(id),
+            details: json!({ "reference": request.reference.as_str(), "via": "cli" }),
+            at: super::now(),
+        },
+    )?;
     let st = &request.state;
     Ok(json!({
         "format": "rightsflow-evidence/1",

@@ -1,6 +1,7 @@
 //! Use cases: each loads what it needs, asks the workflow core, and stores the outcome. Blocking
 //! (diesel): the web layer calls these through `web::block`, the CLI directly.
 
+pub mod audit_log;
 pub mod evidence;
 pub mod requests;
 pub mod results;
@@ -201,6 +202,9 @@ pub enum ServiceError {
     /// A waived task needs its reason.
     #[error("say why the task cannot be done")]
     WaiveReasonMissing,
+    /// A list filter that does not parse (its name).
+    #[error("{0}: not a valid filter")]
+    InvalidFilter(&'static str),
     /// A portability request named a destination that is not configured.
     #[error("no such destination")]
     UnknownDestination,

@@ -97,6 +97,20 @@ pub fn get(s: &Services, id: &str) -> Result<StoredRequest, ServiceError> {
     Ok(store::find_by_id(&mut *s.db().conn()?, id)?)
 }
 
+/// A request as a staff member opens it: the look is logged (who looked at which request).
+pub fn open_for_staff(s: &Services, who: &Actor, id: &str) -> Result<StoredRequest, ServiceError> {
+    let r = get(s, id)?;
+    super::audit_log::record(
+        s,
+        who,
+        crate::storage::audit_log::action::REQUEST_VIEWED,
+        Some(&r.id),
+        serde_json::json!({ "reference": r.reference.as_str() }),
+        super::now(),
+    )?;
+    Ok(r)
+}
+
 /// The request a subject names by reference, if their session opens it. Unknown reference and
 /// wrong session give the same answer, so neither can be probed.
 pub fn get_for_subject(

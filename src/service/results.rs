@@ -162,6 +162,14 @@ pub fn download(
         to_db_time(now),
     ) {
         Ok(r) => {
+            super::audit_log::record(
+                s,
+                &crate::domain::Actor::Subject,
+                crate::storage::audit_log::action::RESULT_DOWNLOADED,
+                Some(&request.id),
+                serde_json::json!({ "reference": request.reference.as_str(), "file": r.file_name }),
+                now,
+            )?;
             tracing::info!(reference = %request.reference, "result downloaded");
             Ok(r)
         }

@@ -1,16 +1,20 @@
 //! Staff accounts and sign-in.
 
 use chrono::{DateTime, Utc};
+use diesel::Connection;
 
 use super::{second_factor, ServiceError, Services};
 use crate::auth::password;
 use crate::domain::{Actor, EmailAddress, Locale, Role};
+use crate::storage::audit_log::{self, action};
 use crate::storage::staff::{self as store, StaffRow};
 use crate::storage::{to_db_time, Database, StoreError};
+use serde_json::json;
 
 /// A new staff account. `locale` is the language of the staff emails they get.
 pub fn add(
     db: &Database,
+    by: &Actor,
     email: &EmailAddress,
     role: Role,
     locale: Locale,
@@ -35,7 +39,19 @@ pub fn add(
         totp_last_step: None,
         totp_required: false,
     };
-    match store::insert(&mut *db.conn()?, &row) {
+    let mut conn = db.conn()?;
+    let inserted = conn.transaction(|c| {
+        store::insert(c, &row)?;
+        log(
+            c,
+            by,
+            action::ACCOUNT_ADDED,
+            &row.id,
+            json!({ "role": role.as_str() }),
+            now,
+        )
+    });
+    match inserted {
         Ok(()) => {
             tracing::info!(staff_id = %row.id, role = %role, "staff account created");
             Ok(row)
@@ -43,6 +59,29 @@ pub fn add(
         Err(StoreError::Duplicate(_)) => Err(ServiceError::DuplicateStaff),
         Err(e) => Err(e.into()),
     }
+}
+
+/// An entry in the audit log about a staff account (its id in the details).
+fn log(
+    c: &mut crate::storage::DbConnection,
+    by: &Actor,
+    what: &str,
+    account: &str,
+    mut details: serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    details["account"] = json!(account);
+    audit_log::append(
+        c,
+        &audit_log::Entry {
+            actor: by,
+            action: what,
+            request_id: None,
+            details,
+            at,
+        },
+    )
+    .map(drop)
 }
 
 /// Checks the password. Unknown email, wrong password and disabled account give the same
@@ -311,7 +350,22 @@ pub fn change_role(s: &Services, actor: &Actor, id: &str, role: Role) -> Result<
     if matches!(actor, Actor::Staff { id: me, .. } if me == id) {
         return Err(ServiceError::NotPermitted);
     }
-    if store::set_role(&mut *s.db().conn()?, id, role.as_str())? {
+    let changed = s.db().conn()?.transaction(|c| {
+        let changed = store::set_role(c, id, role.as_str())?;
+        if changed {
+            let now = super::now();
+            log(
+                c,
+                actor,
+                action::ROLE_CHANGED,
+                id,
+                json!({ "role": role.as_str() }),
+                now,
+            )?;
+        }
+        Ok::<_, StoreError>(changed)
+    })?;
+    if changed {
         tracing::info!(staff_id = %id, role = %role, "staff role changed");
         Ok(())
     } else {
@@ -331,7 +385,19 @@ pub fn set_active(
     if matches!(actor, Actor::Staff { id: me, .. } if me == id) {
         return Err(ServiceError::NotPermitted);
     }
-    if store::set_active(&mut *s.db().conn()?, id, active, now)? {
+    let changed = s.db().conn()?.transaction(|c| {
+        let changed = store::set_active(c, id, active, now)?;
+        if changed {
+            let what = if active {
+                action::ACCOUNT_ENABLED
+            } else {
+                action::ACCOUNT_DISABLED
+            };
+            log(c, actor, what, id, json!({}), now)?;
+        }
+        Ok::<_, StoreError>(changed)
+    })?;
+    if changed {
         tracing::info!(staff_id = %id, active, "staff account enabled or disabled");
         Ok(())
     } else {
@@ -374,6 +440,7 @@ pub fn ensure_first_admin(
     };
     match add(
         db,
+        &Actor::System,
         &email,
         Role::Admin,
         Locale::default(),

@@ -64,6 +64,17 @@ fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://").unwrap_or(url)
 }
 
+/// Inside a transaction that reads before it writes: takes SQLite's write lock first. SQLite
+/// refuses at once (no busy wait) to turn a reading transaction into a writing one when
+/// another connection wrote since it began to read; a statement that writes nothing still
+/// takes the lock, waiting its turn. PostgreSQL needs nothing.
+pub fn write_first(c: &mut DbConnection) -> Result<(), StoreError> {
+    if let DbConnection::Sqlite(c) = c {
+        c.batch_execute("UPDATE requests SET id = id WHERE 1 = 0")?;
+    }
+    Ok(())
+}
+
 /// Establishes connections of the backend the URL names. (The derive's own `establish`
 /// would try each backend in turn, and SQLite accepts any string as a file name.)
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 //! change and its event and outbox rows are written in one transaction.
 
 pub mod audit;
+pub mod audit_log;
 pub mod blobs;
 pub mod consents;
 pub mod db;

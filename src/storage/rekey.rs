@@ -215,6 +215,7 @@ fn reseal_result(
     let new = vault.current();
     let mut conn = db.conn()?;
     conn.transaction(|c| {
+        super::db::write_first(c)?;
         for seq in 0..*chunks {
             let plain = super::blobs::read_chunk(c, old, blob, seq, *chunks)?;
             let place = chunk_place(blob, i64::from(seq), seq + 1 == *chunks);
@@ -278,6 +279,7 @@ pub fn rotate(
             }
             let mut conn = db.conn()?;
             let resealed = conn.transaction(|c| {
+                super::db::write_first(c)?;
                 let stale = column.stale(c, &prefix, &after, batch)?;
                 let mut n = 0;
                 for s in &stale {
@@ -299,6 +301,7 @@ pub fn rotate(
     while budget(&mut batches) {
         let mut conn = db.conn()?;
         let ids = conn.transaction(|c| {
+            super::db::write_first(c)?;
             let ids = unindexed(c, &after, batch)?;
             for id in &ids {
                 let request = super::requests::find_by_id(c, id)?;

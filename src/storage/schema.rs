@@ -244,7 +244,23 @@ diesel::table! {
 
 diesel::joinable!(subject_lookups -> requests (request_id));
 
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        actor_role -> Nullable<Text>,
+        action -> Text,
+        request_id -> Nullable<Text>,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
     subject_lookups,
     staff_users,
     requests,

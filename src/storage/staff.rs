@@ -5,7 +5,8 @@ use diesel::prelude::*;
 
 use super::requests::duplicate_as;
 use super::schema::{staff_sessions, staff_sign_ins, staff_users};
-use super::{fields, to_db_time, DbConnection, StoreError};
+use super::{audit_log, fields, to_db_time, DbConnection, StoreError};
+use crate::domain::Actor;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = staff_users)]
@@ -195,22 +196,51 @@ pub fn revoke_session(
     Ok(())
 }
 
-/// Records a sign-in attempt: `ok`, `bad_credentials`, `disabled` or `rate_limited`.
+/// Records a sign-in attempt: `ok`, `bad_credentials`, `disabled` or `rate_limited` (with
+/// the second factor: `bad_totp`), in the sign-in table and the audit log together.
 pub fn record_sign_in(
     conn: &mut DbConnection,
     staff_id: Option<&str>,
     outcome: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    diesel::insert_into(staff_sign_ins::table)
-        .values((
-            staff_sign_ins::id.eq(uuid::Uuid::new_v4().to_string()),
-            staff_sign_ins::staff_id.eq(staff_id),
-            staff_sign_ins::outcome.eq(outcome),
-            staff_sign_ins::at.eq(to_db_time(now)),
-        ))
-        .execute(conn)?;
-    Ok(())
+    conn.transaction(|c| {
+        diesel::insert_into(staff_sign_ins::table)
+            .values((
+                staff_sign_ins::id.eq(uuid::Uuid::new_v4().to_string()),
+                staff_sign_ins::staff_id.eq(staff_id),
+                staff_sign_ins::outcome.eq(outcome),
+                staff_sign_ins::at.eq(to_db_time(now)),
+            ))
+            .execute(c)?;
+        // The account tried, when known (its role as it is now); else no one in particular.
+        let actor = match staff_id {
+            Some(id) => match find_by_id(c, id)? {
+                Some(row) => Actor::Staff {
+                    id: row.id,
+                    role: row.role.parse().map_err(StoreError::corrupt)?,
+                },
+                None => Actor::System,
+            },
+            None => Actor::System,
+        };
+        let action = if outcome == "ok" {
+            audit_log::action::SIGN_IN
+        } else {
+            audit_log::action::SIGN_IN_FAILED
+        };
+        audit_log::append(
+            c,
+            &audit_log::Entry {
+                actor: &actor,
+                action,
+                request_id: None,
+                details: serde_json::json!({ "outcome": outcome }),
+                at: now,
+            },
+        )?;
+        Ok(())
+    })
 }
 
 /// The sign-in attempts on record for one account (newest first), or for unknown emails.

@@ -225,6 +225,7 @@ impl From<ServiceError> for ApiError {
                 "Your role does not allow this",
             ),
             S::WaiveReasonMissing => ApiError::invalid("reason_required", "请说明无法完成的原因（如法定保存期限）", "Say why it cannot be done (for example a legal retention period)"),
+            S::InvalidFilter(field) => ApiError::invalid("invalid_filter", format!("筛选条件 {field} 无效"), format!("The filter {field} is not valid")),
             S::UnknownDestination => ApiError::invalid("unknown_destination", "没有这个接收方，请从可选的接收方中选择", "No such destination: choose one of those offered"),
             S::NotRestricted => ApiError::new(StatusCode::CONFLICT, "not_restricted", "该请求没有正在生效的限制处理", "This request has no restriction in force"),
             S::AlreadyLifting => ApiError::new(StatusCode::CONFLICT, "already_lifting", "该限制已在解除中或已解除", "The restriction is being lifted already, or was"),

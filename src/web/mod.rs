@@ -2,6 +2,7 @@
 //! Handlers parse input into domain values, call a service, and render a view; they never
 //! decide workflow questions themselves.
 
+pub mod audit;
 pub mod consents;
 pub mod console;
 pub mod dev;
@@ -45,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier
                 .configure(results::staff_routes)
                 .configure(outbox::routes)
                 .configure(consents::routes)
-                .configure(fulfilment::routes),
+                .configure(fulfilment::routes)
+                .configure(audit::routes),
         );
     if notifier.mailer.dev_mailbox().is_some() {
         cfg.configure(dev::routes);

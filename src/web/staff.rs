@@ -214,7 +214,7 @@ async fn show(
     let view = blocking(move || {
         detail(
             &services,
-            &requests::get(&services, &id)?,
+            &requests::open_for_staff(&services, &who.0, &id)?,
             &who.0,
             lang.0,
             at,

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
-fn verify(app: &TestApp) -> (bool, String) {
+/// `rightsflow audit verify` on the app's database: (passed, what it printed).
+pub(crate) fn verify(app: &TestApp) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
         .args(["audit", "verify"])
         .env("RIGHTSFLOW_DATA_DIR", app.data_dir())

@@ -210,8 +210,10 @@ async fn ten_thousand_messages_drain_exactly_once_with_four_workers_on_postgres(
     };
     let mut handles = Vec::new();
     for _ in 0..4 {
+        // The app's data folder: its data key opens what it queued, as instances share keys.
         let mut config = Config {
             database_url: Some(url.clone()),
+            data_dir: app.data_dir().to_path_buf(),
             jwt_secret: Some(Secret::new("a test secret of at least thirty-two bytes")),
             ..Config::default()
         };

@@ -411,6 +411,7 @@ impl TestApp {
         let row = tokio::task::spawn_blocking(move || {
             staff::add(
                 &db,
+                &rightsflow::domain::Actor::System,
                 &parsed,
                 role,
                 rightsflow::domain::Locale::ZhCn,

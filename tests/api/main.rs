@@ -6,6 +6,7 @@
 mod helpers;
 mod smtp;
 
+mod access_log;
 mod audit;
 mod bad_input;
 mod cli;

@@ -3,6 +3,7 @@
 //! a role may do to a request is the core's decision, shown as the actions the page offers.
 //! See docs/CONSOLE.md.
 
+pub mod audit;
 pub mod dashboard;
 pub mod queue;
 pub mod request;
@@ -57,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(request::lift_restriction),
         )
         .route("/console/systems", web::get().to(systems::list))
+        .route("/console/audit", web::get().to(audit::page))
         .route("/console/staff", web::get().to(staff_admin::list))
         .route("/console/staff", web::post().to(staff_admin::add))
         .route("/console/staff/{id}", web::post().to(staff_admin::change));

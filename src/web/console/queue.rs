@@ -384,12 +384,20 @@ pub async fn csv(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpRespon
     };
     filter.offset = 0;
     filter.limit = CSV_LIMIT + 1;
-    let (services, p) = (s.clone(), page.clone());
+    let (services, p, actor) = (s.clone(), page.clone(), user.actor.clone());
     let built = blocking(move || {
         let (rows, total) = crate::storage::requests::list(&mut *services.db().conn()?, &filter)?;
         if total > CSV_LIMIT {
             return Ok(None);
         }
+        crate::service::audit_log::record(
+            &services,
+            &actor,
+            crate::storage::audit_log::action::QUEUE_EXPORTED,
+            None,
+            json!({ "rows": rows.len() }),
+            at,
+        )?;
         let staff = StaffList::load(&services)?;
         let mut out = String::from("\u{feff}");
         let header: Vec<String> = [

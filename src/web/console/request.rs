@@ -381,7 +381,8 @@ pub async fn show(
     let services = s.clone();
     let id = path.into_inner();
     let done = crate::web::portal::page::web_query(&req, "done").is_some();
-    match blocking(move || requests::get(&services, &id)).await {
+    let actor = user.actor.clone();
+    match blocking(move || requests::open_for_staff(&services, &actor, &id)).await {
         Ok(r) => {
             let shown = Shown {
                 notice: done,

@@ -89,6 +89,7 @@ pub fn page_for(req: &HttpRequest, user: &ConsoleUser) -> Page {
         "role": user.staff.role,
         "role_label": role_label(req, &user.staff.role),
         "admin": user.actor.administers(),
+        "auditor": matches!(&user.actor, crate::domain::Actor::Staff { role: crate::domain::Role::Auditor, .. }),
         "acts": matches!(&user.actor, crate::domain::Actor::Staff { role, .. } if role.acts()),
     }))
 }

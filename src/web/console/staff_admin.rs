@@ -113,7 +113,7 @@ pub async fn add(
     let (services, shown, e2) = (s.clone(), password.clone(), email.clone());
     let actor = user.actor.clone();
     let added = blocking(move || {
-        let row = staff::add(services.db(), &e2, role, locale, &shown, now())?;
+        let row = staff::add(services.db(), &actor, &e2, role, locale, &shown, now())?;
         if require_totp {
             second_factor::set_required(&services, &actor, &row.id, true, now())?;
         }
