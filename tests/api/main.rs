@@ -6,6 +6,7 @@
 mod helpers;
 mod smtp;
 
+mod attacks;
 mod audit;
 mod bad_input;
 mod cli;
