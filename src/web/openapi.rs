@@ -282,7 +282,63 @@ pub fn spec() -> Value {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), fulfilment_paths) {
         paths.extend(more);
     }
+    complete_error_responses(&mut doc);
     doc
+}
+
+/// The routes limited per client address (`web::limits`): over the limit, 429 `rate_limited`.
+const RATE_LIMITED: [(&str, &str); 6] = [
+    ("/api/v1/requests", "post"),
+    ("/api/v1/requests/{reference}/verification", "post"),
+    ("/api/v1/requests/{reference}/verification/resend", "post"),
+    ("/api/v1/verification/magic-link", "post"),
+    ("/api/v1/staff/login", "post"),
+    ("/api/v1/fulfilment/tasks/{task}/callback", "post"),
+];
+
+/// Adds the errors that follow from an operation's shape rather than from its handler, so no
+/// operation can forget one (schemathesis checks every answer against the document):
+/// a JSON body can be malformed (400), too large (413), of another type (415) or the wrong
+/// shape (422); a path parameter can name nothing or hold a NUL (404, `web::nul`); query
+/// parameters can be invalid (422); the limited routes answer 429.
+fn complete_error_responses(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in operations.iter_mut() {
+            let mut codes = vec![];
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                codes.extend([400, 413, 415, 422]);
+            }
+            if path.contains('{') {
+                codes.push(404);
+            }
+            let parameters = op["parameters"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if parameters.iter().any(|p| p["in"] == "query") {
+                codes.push(422);
+            }
+            if RATE_LIMITED.contains(&(path.as_str(), method.as_str())) {
+                codes.push(429);
+            }
+            if let Some(responses) = op["responses"].as_object_mut() {
+                for code in codes {
+                    responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| json!({ "$ref": "#/components/responses/Error" }));
+                }
+            }
+        }
+    }
 }
 
 /// Keeps COMMAND_NAMES honest: each name must parse as a command with a sample body.
@@ -326,6 +382,35 @@ fn fulfilment_paths(staff_auth: &Value, id: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::domain::Command;
+
+    #[test]
+    fn every_operation_documents_the_errors_its_shape_allows() {
+        let doc = spec();
+        for (path, method) in RATE_LIMITED {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{method} {path} is not documented");
+            assert!(op["responses"].get("429").is_some(), "{method} {path}");
+        }
+        let mut bodies = 0;
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let documented = |code: &str| op["responses"].get(code).is_some();
+                if op["requestBody"]["content"]
+                    .get("application/json")
+                    .is_some()
+                {
+                    bodies += 1;
+                    for code in ["400", "413", "415", "422"] {
+                        assert!(documented(code), "{method} {path} lacks {code}");
+                    }
+                }
+                if path.contains('{') {
+                    assert!(documented("404"), "{method} {path} lacks 404");
+                }
+            }
+        }
+        assert!(bodies >= 10, "only {bodies} operations with a JSON body");
+    }
 
     #[test]
     fn every_documented_command_is_a_real_command() {
