@@ -247,17 +247,12 @@ pub fn spec() -> Value {
                         "channel": { "enum": ["phone", "letter", "email", "in_person"], "description": "Staff only" }
                     }
                 },
-                "Due": { "type": ["object", "null"], "properties": { "date": { "type": "string", "format": "date" }, "ends_at": { "type": "string", "format": "date-time" }, "warnings": { "type": "array" } } },
-                "Submitted": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "verification": { "type": "object" }, "session": { "type": ["object", "null"] } } },
                 "Result": { "type": "object", "properties": {
                     "id": { "type": "string" }, "file_name": { "type": "string" }, "content_type": { "type": "string" },
                     "size": { "type": "integer" }, "sha256": { "type": "string" },
                     "created_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" },
                     "downloads": { "type": "integer" }
                 } },
-                "SessionOpened": { "type": "object", "properties": { "session": { "type": "object", "properties": { "token": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }, "request": { "$ref": "#/components/schemas/SubjectRequest" } } },
-                "SubjectRequest": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "timeline": { "type": "array" }, "allowed_actions": { "type": "array", "items": { "type": "string" } } } },
-                "StaffRequest": { "type": "object", "properties": { "id": { "type": "string" }, "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "version": { "type": "integer" }, "allowed_actions": { "type": "array", "items": { "type": "string" } }, "timeline": { "type": "array" } } },
                 "Command": {
                     "type": "object", "required": ["command"],
                     "properties": {
@@ -282,8 +277,89 @@ pub fn spec() -> Value {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), fulfilment_paths) {
         paths.extend(more);
     }
+    if let (Some(schemas), Value::Object(views)) =
+        (doc["components"]["schemas"].as_object_mut(), view_schemas())
+    {
+        schemas.extend(views);
+    }
     complete_error_responses(&mut doc);
     doc
+}
+
+/// A string or null.
+fn nullable(schema: Value) -> Value {
+    json!({ "oneOf": [schema, { "type": "null" }] })
+}
+
+/// An object with exactly these properties, all present (nullable ones say so).
+fn exactly(properties: Value) -> Value {
+    let required: Vec<String> = properties
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    json!({ "type": "object", "required": required, "properties": properties, "additionalProperties": false })
+}
+
+/// The views the API answers with (`web::views`), field for field, so schemathesis's
+/// response check holds every answer to them. Kept apart: inside `spec`'s one `json!` they
+/// would exceed the macro's recursion limit.
+fn view_schemas() -> Value {
+    let instant = json!({ "type": "string", "format": "date-time" });
+    let text = json!({ "type": "string" });
+    let labelled = |codes: Value| exactly(json!({ "code": codes, "label": { "type": "string" } }));
+    let status = labelled(json!({ "enum": names(Status::ALL, Status::as_str) }));
+    let kind = labelled(json!({ "enum": names(RequestKind::ALL, RequestKind::as_str) }));
+    let jurisdiction = json!({ "enum": names(Jurisdiction::ALL, Jurisdiction::as_str) });
+    let reason = nullable(labelled(
+        json!({ "enum": names(RejectionReason::ALL, RejectionReason::as_str) }),
+    ));
+    let due = json!({ "$ref": "#/components/schemas/Due" });
+    let actions = json!({ "type": "array", "items": { "enum": COMMAND_NAMES } });
+    let subject_event = exactly(
+        json!({ "at": instant, "event": text, "status": status, "message": nullable(text.clone()) }),
+    );
+    let staff_event = exactly(json!({
+        "seq": { "type": "integer" }, "at": instant, "command": text,
+        "actor": { "type": "object", "required": ["type"], "properties": { "type": { "enum": ["subject", "staff", "system"] } } },
+        "from": nullable(status.clone()), "to": status, "details": {}
+    }));
+    let mut staff_request = exactly(json!({
+        "id": text, "reference": text, "kind": kind, "jurisdiction": jurisdiction, "status": status,
+        "locale": { "enum": ["zh-CN", "en"] }, "channel": { "enum": ["online", "phone", "letter", "email", "in_person"] },
+        "subject": exactly(json!({ "name": nullable(text.clone()), "email": nullable(text.clone()), "phone": nullable(text.clone()) })),
+        "details": { "type": "object" }, "received_at": instant, "verified_at": nullable(instant.clone()),
+        "due": due, "acknowledge_by": due, "overdue": { "type": "boolean" }, "extended_at": nullable(instant.clone()),
+        "assignee_id": nullable(text.clone()), "first_approval_by": nullable(text.clone()),
+        "approved_at": nullable(instant.clone()), "fulfilment_started_at": nullable(instant.clone()),
+        "closed_at": nullable(instant.clone()), "rejection_reason": reason, "duplicate_of": nullable(text.clone()),
+        "verified_methods": { "type": "array", "items": { "enum": ["email_code", "sms_code", "magic_link", "platform_token", "staff_check"] } },
+        "representative": nullable(json!({ "enum": ["guardian", "relative", "agent"] })),
+        "platform_user_id": nullable(text.clone()), "version": { "type": "integer", "minimum": 1 },
+        "allowed_actions": actions, "timeline": { "type": "array", "items": staff_event }
+    }));
+    // The queue's items leave the timeline out; one request's view has it.
+    if let Some(required) = staff_request["required"].as_array_mut() {
+        required.retain(|r| r != "timeline");
+    }
+    json!({
+        "Due": nullable(exactly(json!({ "date": { "type": "string", "format": "date" }, "ends_at": instant, "warnings": { "type": "array", "items": exactly(json!({ "code": text, "message": text })) } }))),
+        "SubjectRequest": exactly(json!({
+            "reference": text, "kind": kind, "jurisdiction": jurisdiction, "status": status, "received_at": instant,
+            "due": due, "rejection_reason": reason, "timeline": { "type": "array", "items": subject_event }, "allowed_actions": actions
+        })),
+        "StaffRequest": staff_request,
+        "SessionOpened": exactly(json!({
+            "session": exactly(json!({ "token": text, "expires_at": instant })),
+            "request": { "$ref": "#/components/schemas/SubjectRequest" }
+        })),
+        "Submitted": exactly(json!({
+            "reference": text, "status": status, "kind": kind, "jurisdiction": jurisdiction, "received_at": instant,
+            "due": due, "acknowledge_by": due,
+            "verification": { "type": "object", "required": ["status"], "properties": { "status": { "enum": ["code_sent", "code_not_sent", "verified", "staff_check_needed"] } } },
+            "session": nullable(exactly(json!({ "token": text, "expires_at": instant }))),
+            "links": exactly(json!({ "self": text }))
+        })),
+    })
 }
 
 /// The routes limited per client address (`web::limits`): over the limit, 429 `rate_limited`.
