@@ -602,7 +602,7 @@ fn claims_of(token: &str) -> Value {
     .unwrap()
 }
 
-const TEST_SECRET: &[u8] = b"a test secret of at least thirty-two bytes";
+const TEST_SECRET: &[u8] = crate::helpers::JWT_SECRET.as_bytes();
 
 /// Copies of a real token that must all be refused: another key's signature, `alg: none`,
 /// expired (properly signed), altered claims under the old signature, HS512, and garbage.
