@@ -1473,3 +1473,31 @@ async fn the_snapshot_sees_a_change(app: TestApp) {
     assert_eq!(changed, ["requests", "request_events"]);
 }
 on_both_backends!(the_snapshot_sees_a_change);
+
+/// An email domain whose capitals lower-case to more than one character (`İ` becomes `i` and a
+/// combining dot) was accepted, stored lower-cased, and then failed its own check whenever the
+/// request was read ("stored data is corrupt": the worker could not send its notifications).
+/// It is refused at submission now.
+async fn an_address_that_changes_when_lower_cased_is_refused(app: TestApp) {
+    let admin = app.admin_token().await;
+    app.submit("access", "cn").await;
+    let before = settled(&app).await;
+    for email in ["li@İ.cn", "li@EXAMPLE.İO"] {
+        let body = json!({
+            "kind": "access",
+            "subject": { "email": email },
+            "details": crate::helpers::details_for("access"),
+        });
+        let res = app.post_json("/api/v1/requests", &body, None).await;
+        refused(
+            res,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_contact",
+            email,
+        )
+        .await;
+    }
+    assert_unchanged(&app, &before, "a capital İ in the domain").await;
+    assert_eq!(app.list(&admin, "limit=200").await["total"], 1);
+}
+on_both_backends!(an_address_that_changes_when_lower_cased_is_refused);
