@@ -342,7 +342,9 @@ impl Application {
         let body_limit = config.body_limit;
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::web::nul::refuse_nul))
                 .wrap(from_fn(localize_errors))
+                .wrap(from_fn(crate::web::headers::security_headers))
                 .wrap(from_fn(request_id_header))
                 .wrap(TracingLogger::<PrivacyRootSpan>::new())
                 .app_data(data.clone())

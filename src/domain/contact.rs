@@ -35,6 +35,10 @@ impl EmailAddress {
             return Err(ContactError::InvalidEmail);
         }
         let (local, domain) = raw.rsplit_once('@').ok_or(ContactError::InvalidEmail)?;
+        // Checked as stored, lower-cased: some capitals lower-case to more than one character
+        // (`İ` to `i` and a combining dot, which is not alphanumeric), and the stored address
+        // is parsed again each time the request is read.
+        let domain = domain.to_lowercase();
         let domain_ok = !domain.is_empty()
             && !domain.starts_with('.')
             && !domain.ends_with('.')
@@ -42,10 +46,16 @@ impl EmailAddress {
             && domain
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+        let address = format!("{local}@{domain}");
+        if local.is_empty()
+            || local.len() > 64
+            || local.contains('@')
+            || !domain_ok
+            || address.len() > 254
+        {
             return Err(ContactError::InvalidEmail);
         }
-        Ok(EmailAddress(format!("{local}@{}", domain.to_lowercase())))
+        Ok(EmailAddress(address))
     }
 
     pub fn as_str(&self) -> &str {

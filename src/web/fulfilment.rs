@@ -39,9 +39,11 @@ fn header(req: &HttpRequest, name: &str) -> Option<String> {
 async fn callback(
     req: HttpRequest,
     s: web::Data<Services>,
+    limits: web::Data<super::limits::Limits>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    super::limits::check(&limits.callbacks, &super::limits::client(&req))?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError::invalid(
             "invalid_answer",
@@ -49,6 +51,14 @@ async fn callback(
             "A callback is UTF-8 JSON",
         )
     })?;
+    // PostgreSQL cannot store a NUL in the recorded result (see `nul.rs`).
+    if super::nul::json_has_nul(text.as_bytes()) {
+        return Err(ApiError::invalid(
+            "invalid_answer",
+            "回调内容不能包含空字符（U+0000）",
+            "A callback may not contain the NUL character (U+0000)",
+        ));
+    }
     let (ts, sig) = (
         header(&req, "X-Rightsflow-Timestamp"),
         header(&req, "X-Rightsflow-Signature"),

@@ -1,6 +1,6 @@
 //! Rate limits on the routes anyone can call: submission, code checks, code resends, staff
-//! sign-in. Fixed one-minute windows per key (client address, or request reference), kept in
-//! this process's memory: several instances each count on their own (shared counters are for
+//! sign-in, fulfilment callbacks. Fixed one-minute windows per key (client address, or request
+//! reference), kept in this process's memory: several instances each count on their own (shared counters are for
 //! the scale-out work, issue #9).
 
 use std::collections::HashMap;
@@ -21,6 +21,9 @@ pub struct RateLimitConfig {
     pub code_checks_per_reference: u32,
     pub resends_per_ip: u32,
     pub staff_logins_per_ip: u32,
+    /// Fulfilment callbacks (`POST /api/v1/fulfilment/tasks/{task}/callback`): signed, but
+    /// answering costs a database read and an HMAC, so one address may not call without end.
+    pub callbacks_per_ip: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -32,6 +35,8 @@ impl Default for RateLimitConfig {
             code_checks_per_reference: 10,
             resends_per_ip: 10,
             staff_logins_per_ip: 10,
+            // A data system finishing a batch calls back once per task: room for ten a second.
+            callbacks_per_ip: 600,
         }
     }
 }
@@ -85,6 +90,7 @@ pub struct Limits {
     pub code_checks_reference: Limiter,
     pub resends: Limiter,
     pub staff_logins: Limiter,
+    pub callbacks: Limiter,
 }
 
 impl Limits {
@@ -95,6 +101,7 @@ impl Limits {
             code_checks_reference: Limiter::new(cfg.code_checks_per_reference),
             resends: Limiter::new(cfg.resends_per_ip),
             staff_logins: Limiter::new(cfg.staff_logins_per_ip),
+            callbacks: Limiter::new(cfg.callbacks_per_ip),
         }
     }
 }

@@ -9,10 +9,14 @@ pub mod dev;
 pub mod error;
 pub mod extract;
 pub mod fulfilment;
+pub mod headers;
 pub mod health;
 pub mod limits;
+pub mod nul;
 pub mod openapi;
 pub mod outbox;
+#[cfg(test)]
+mod parsers_props;
 pub mod portal;
 pub mod results;
 pub mod staff;

@@ -247,17 +247,12 @@ pub fn spec() -> Value {
                         "channel": { "enum": ["phone", "letter", "email", "in_person"], "description": "Staff only" }
                     }
                 },
-                "Due": { "type": ["object", "null"], "properties": { "date": { "type": "string", "format": "date" }, "ends_at": { "type": "string", "format": "date-time" }, "warnings": { "type": "array" } } },
-                "Submitted": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "verification": { "type": "object" }, "session": { "type": ["object", "null"] } } },
                 "Result": { "type": "object", "properties": {
                     "id": { "type": "string" }, "file_name": { "type": "string" }, "content_type": { "type": "string" },
                     "size": { "type": "integer" }, "sha256": { "type": "string" },
                     "created_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" },
                     "downloads": { "type": "integer" }
                 } },
-                "SessionOpened": { "type": "object", "properties": { "session": { "type": "object", "properties": { "token": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }, "request": { "$ref": "#/components/schemas/SubjectRequest" } } },
-                "SubjectRequest": { "type": "object", "properties": { "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "timeline": { "type": "array" }, "allowed_actions": { "type": "array", "items": { "type": "string" } } } },
-                "StaffRequest": { "type": "object", "properties": { "id": { "type": "string" }, "reference": { "type": "string" }, "status": { "type": "object" }, "due": { "$ref": "#/components/schemas/Due" }, "version": { "type": "integer" }, "allowed_actions": { "type": "array", "items": { "type": "string" } }, "timeline": { "type": "array" } } },
                 "Command": {
                     "type": "object", "required": ["command"],
                     "properties": {
@@ -279,10 +274,149 @@ pub fn spec() -> Value {
             }
         }
     });
-    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), fulfilment_paths) {
-        paths.extend(more);
+    for more in [fulfilment_paths, audit_paths(&staff_auth)] {
+        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
+    if let (Some(schemas), Value::Object(views)) =
+        (doc["components"]["schemas"].as_object_mut(), view_schemas())
+    {
+        schemas.extend(views);
+    }
+    complete_error_responses(&mut doc);
     doc
+}
+
+/// A string or null.
+fn nullable(schema: Value) -> Value {
+    json!({ "oneOf": [schema, { "type": "null" }] })
+}
+
+/// An object with exactly these properties, all present (nullable ones say so).
+fn exactly(properties: Value) -> Value {
+    let required: Vec<String> = properties
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    json!({ "type": "object", "required": required, "properties": properties, "additionalProperties": false })
+}
+
+/// The views the API answers with (`web::views`), field for field, so schemathesis's
+/// response check holds every answer to them. Kept apart: inside `spec`'s one `json!` they
+/// would exceed the macro's recursion limit.
+fn view_schemas() -> Value {
+    let instant = json!({ "type": "string", "format": "date-time" });
+    let text = json!({ "type": "string" });
+    let labelled = |codes: Value| exactly(json!({ "code": codes, "label": { "type": "string" } }));
+    let status = labelled(json!({ "enum": names(Status::ALL, Status::as_str) }));
+    let kind = labelled(json!({ "enum": names(RequestKind::ALL, RequestKind::as_str) }));
+    let jurisdiction = json!({ "enum": names(Jurisdiction::ALL, Jurisdiction::as_str) });
+    let reason = nullable(labelled(
+        json!({ "enum": names(RejectionReason::ALL, RejectionReason::as_str) }),
+    ));
+    let due = json!({ "$ref": "#/components/schemas/Due" });
+    let actions = json!({ "type": "array", "items": { "enum": COMMAND_NAMES } });
+    let subject_event = exactly(
+        json!({ "at": instant, "event": text, "status": status, "message": nullable(text.clone()) }),
+    );
+    let staff_event = exactly(json!({
+        "seq": { "type": "integer" }, "at": instant, "command": text,
+        "actor": { "type": "object", "required": ["type"], "properties": { "type": { "enum": ["subject", "staff", "system"] } } },
+        "from": nullable(status.clone()), "to": status, "details": {}
+    }));
+    let mut staff_request = exactly(json!({
+        "id": text, "reference": text, "kind": kind, "jurisdiction": jurisdiction, "status": status,
+        "locale": { "enum": ["zh-CN", "en"] }, "channel": { "enum": ["online", "phone", "letter", "email", "in_person"] },
+        "subject": exactly(json!({ "name": nullable(text.clone()), "email": nullable(text.clone()), "phone": nullable(text.clone()) })),
+        "details": { "type": "object" }, "received_at": instant, "verified_at": nullable(instant.clone()),
+        "due": due, "acknowledge_by": due, "overdue": { "type": "boolean" }, "extended_at": nullable(instant.clone()),
+        "assignee_id": nullable(text.clone()), "first_approval_by": nullable(text.clone()),
+        "approved_at": nullable(instant.clone()), "fulfilment_started_at": nullable(instant.clone()),
+        "closed_at": nullable(instant.clone()), "rejection_reason": reason, "duplicate_of": nullable(text.clone()),
+        "verified_methods": { "type": "array", "items": { "enum": ["email_code", "sms_code", "magic_link", "platform_token", "staff_check"] } },
+        "representative": nullable(json!({ "enum": ["guardian", "relative", "agent"] })),
+        "platform_user_id": nullable(text.clone()), "version": { "type": "integer", "minimum": 1 },
+        "allowed_actions": actions, "timeline": { "type": "array", "items": staff_event }
+    }));
+    // The queue's items leave the timeline out; one request's view has it.
+    if let Some(required) = staff_request["required"].as_array_mut() {
+        required.retain(|r| r != "timeline");
+    }
+    json!({
+        "Due": nullable(exactly(json!({ "date": { "type": "string", "format": "date" }, "ends_at": instant, "warnings": { "type": "array", "items": exactly(json!({ "code": text, "message": text })) } }))),
+        "SubjectRequest": exactly(json!({
+            "reference": text, "kind": kind, "jurisdiction": jurisdiction, "status": status, "received_at": instant,
+            "due": due, "rejection_reason": reason, "timeline": { "type": "array", "items": subject_event }, "allowed_actions": actions
+        })),
+        "StaffRequest": staff_request,
+        "SessionOpened": exactly(json!({
+            "session": exactly(json!({ "token": text, "expires_at": instant })),
+            "request": { "$ref": "#/components/schemas/SubjectRequest" }
+        })),
+        "Submitted": exactly(json!({
+            "reference": text, "status": status, "kind": kind, "jurisdiction": jurisdiction, "received_at": instant,
+            "due": due, "acknowledge_by": due,
+            "verification": { "type": "object", "required": ["status"], "properties": { "status": { "enum": ["code_sent", "code_not_sent", "verified", "staff_check_needed"] } } },
+            "session": nullable(exactly(json!({ "token": text, "expires_at": instant }))),
+            "links": exactly(json!({ "self": text }))
+        })),
+    })
+}
+
+/// The routes limited per client address (`web::limits`): over the limit, 429 `rate_limited`.
+const RATE_LIMITED: [(&str, &str); 6] = [
+    ("/api/v1/requests", "post"),
+    ("/api/v1/requests/{reference}/verification", "post"),
+    ("/api/v1/requests/{reference}/verification/resend", "post"),
+    ("/api/v1/verification/magic-link", "post"),
+    ("/api/v1/staff/login", "post"),
+    ("/api/v1/fulfilment/tasks/{task}/callback", "post"),
+];
+
+/// Adds the errors that follow from an operation's shape rather than from its handler, so no
+/// operation can forget one (schemathesis checks every answer against the document):
+/// a JSON body can be malformed (400), too large (413), of another type (415) or the wrong
+/// shape (422); a path parameter can name nothing or hold a NUL (404, `web::nul`); query
+/// parameters can be invalid (422); the limited routes answer 429.
+fn complete_error_responses(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in operations.iter_mut() {
+            let mut codes = vec![];
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                codes.extend([400, 413, 415, 422]);
+            }
+            if path.contains('{') {
+                codes.push(404);
+            }
+            let parameters = op["parameters"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if parameters.iter().any(|p| p["in"] == "query") {
+                codes.push(422);
+            }
+            if RATE_LIMITED.contains(&(path.as_str(), method.as_str())) {
+                codes.push(429);
+            }
+            if let Some(responses) = op["responses"].as_object_mut() {
+                for code in codes {
+                    responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| json!({ "$ref": "#/components/responses/Error" }));
+                }
+            }
+        }
+    }
 }
 
 /// Keeps COMMAND_NAMES honest: each name must parse as a command with a sample body.
@@ -322,10 +456,85 @@ fn fulfilment_paths(staff_auth: &Value, id: &Value) -> Value {
     })
 }
 
+/// The audit log, for auditors.
+fn audit_paths(staff_auth: &Value) -> Value {
+    let entry = json!({
+        "type": "object",
+        "required": ["seq", "at", "actor", "action", "request", "details", "hash"],
+        "properties": {
+            "seq": { "type": "integer" },
+            "at": { "type": "string", "format": "date-time" },
+            "actor": { "type": "object", "required": ["type", "id", "role", "email"], "properties": {
+                "type": { "enum": ["staff", "subject", "system"] },
+                "id": nullable(json!({ "type": "string" })),
+                "role": nullable(json!({ "type": "string" })),
+                "email": nullable(json!({ "type": "string" }))
+            }},
+            "action": { "type": "string" },
+            "request": { "oneOf": [{ "type": "null" }, { "type": "object", "required": ["id", "reference"], "properties": {
+                "id": { "type": "string" }, "reference": nullable(json!({ "type": "string" }))
+            }}]},
+            "details": {},
+            "hash": { "type": "string" }
+        }
+    });
+    json!({
+        "/api/v1/audit/log": { "get": {
+            "summary": "The audit log, newest first (auditors only): sign-ins, account and role changes, who looked at which request, exports, downloads, configuration changes",
+            "security": staff_auth,
+            "parameters": [
+                query("request", json!({ "type": "string" }), "A request's reference (DSR-…)"),
+                query("staff", json!({ "type": "string" }), "A staff account's id"),
+                query("action", json!({ "type": "string" }), "An action, e.g. request.viewed"),
+                query("page", json!({ "type": "integer", "minimum": 1 }), "Page (50 entries each)")
+            ],
+            "responses": ok(200, "Entries", json!({
+                "type": "object",
+                "required": ["items", "total", "page", "page_size"],
+                "properties": {
+                    "items": { "type": "array", "items": entry },
+                    "total": { "type": "integer" },
+                    "page": { "type": "integer" },
+                    "page_size": { "type": "integer" }
+                }
+            }), &[401, 403])
+        }}
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Command;
+
+    #[test]
+    fn every_operation_documents_the_errors_its_shape_allows() {
+        let doc = spec();
+        for (path, method) in RATE_LIMITED {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{method} {path} is not documented");
+            assert!(op["responses"].get("429").is_some(), "{method} {path}");
+        }
+        let mut bodies = 0;
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let documented = |code: &str| op["responses"].get(code).is_some();
+                if op["requestBody"]["content"]
+                    .get("application/json")
+                    .is_some()
+                {
+                    bodies += 1;
+                    for code in ["400", "413", "415", "422"] {
+                        assert!(documented(code), "{method} {path} lacks {code}");
+                    }
+                }
+                if path.contains('{') {
+                    assert!(documented("404"), "{method} {path} lacks 404");
+                }
+            }
+        }
+        assert!(bodies >= 10, "only {bodies} operations with a JSON body");
+    }
 
     #[test]
     fn every_documented_command_is_a_real_command() {

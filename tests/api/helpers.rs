@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 pub const ADMIN_EMAIL: &str = "admin@rightsflow.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub const STAFF_PASSWORD: &str = "staff-password-for-tests";
+/// The key every test application signs its tokens with (the attack battery forges with it).
+pub const JWT_SECRET: &str = "a test secret of at least thirty-two bytes";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -146,7 +148,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         database_url: Some(database_url),
         database_pool_size: 4,
         listen: "127.0.0.1:0".into(),
-        jwt_secret: Some(Secret::new("a test secret of at least thirty-two bytes")),
+        jwt_secret: Some(Secret::new(JWT_SECRET)),
         admin_email: ADMIN_EMAIL.into(),
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
         expiry_sweep_seconds: 0,

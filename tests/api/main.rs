@@ -7,6 +7,7 @@ mod helpers;
 mod smtp;
 
 mod access_log;
+mod attacks;
 mod audit;
 mod bad_input;
 mod cli;

@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 28] = [
+const ROUTES: [(&str, &str); 29] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -58,6 +58,7 @@ const ROUTES: [(&str, &str); 28] = [
     ("post", "/api/v1/staff/tasks/{task}/done"),
     ("post", "/api/v1/staff/tasks/{task}/waive"),
     ("post", "/api/v1/staff/requests/{id}/restriction/lift"),
+    ("get", "/api/v1/audit/log"),
 ];
 
 async fn the_openapi_document_lists_every_route(app: TestApp) {
