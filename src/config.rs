@@ -164,6 +164,9 @@ pub struct Config {
     pub calendar_dir: Option<PathBuf>,
     /// How often the expiry job looks for requests never verified in time (0: never).
     pub expiry_sweep_seconds: u64,
+    /// Days after a request ends that its evidence is kept before the expiry job anonymises it
+    /// (default three years).
+    pub retention_days: u32,
     pub policy: Policy,
     /// `smtp`, `file` or `log`. Unset: `smtp` when `smtp_url` is set, else `file`.
     pub mail_transport: Option<MailTransportKind>,
@@ -350,6 +353,7 @@ impl Default for Config {
             body_limit: 64 * 1024,
             calendar_dir: None,
             expiry_sweep_seconds: 300,
+            retention_days: 3 * 365,
             policy: Policy::default(),
             mail_transport: None,
             smtp_url: None,

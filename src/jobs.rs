@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::notifications::{reminders, Shutdown};
-use crate::service::{now, requests, results, ServiceError, Services};
+use crate::service::{now, requests, results, retention, ServiceError, Services};
 
 /// Runs `job` every `every` until shutdown; failures are logged and retried next tick.
 async fn every<F, Fut>(name: &'static str, every: Duration, shutdown: Shutdown, mut job: F)
@@ -26,14 +26,21 @@ where
     }
 }
 
-/// Expires requests whose subject never verified within the window, and purges the bytes of
-/// results whose download link has expired.
-pub async fn expiry_loop(services: Services, period: Duration, shutdown: Shutdown) {
+/// Expires requests whose subject never verified within the window, purges the bytes of
+/// results whose download link has expired, and anonymises requests whose evidence period
+/// (`retention_days`) has run out.
+pub async fn expiry_loop(
+    services: Services,
+    retention_days: u32,
+    period: Duration,
+    shutdown: Shutdown,
+) {
     every("expiry", period, shutdown, || {
         let s = services.clone();
         tokio::task::spawn_blocking(move || {
             let expired = requests::expire_unverified(&s, now())?;
-            Ok(expired + results::purge_expired(&s, now())?)
+            let purged = results::purge_expired(&s, now())?;
+            Ok(expired + purged + retention::run(&s, retention_days, now())?)
         })
     })
     .await;

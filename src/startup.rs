@@ -229,6 +229,7 @@ pub struct Background {
     services: Services,
     notifier: Arc<Notifier>,
     expiry_every: Option<Duration>,
+    retention_days: u32,
     reminders_every: Option<Duration>,
     run_worker: bool,
 }
@@ -245,6 +246,7 @@ impl Background {
             services,
             notifier,
             expiry_every: period(config.expiry_sweep_seconds),
+            retention_days: config.retention_days,
             reminders_every: period(config.reminder_sweep_seconds),
             run_worker,
         }
@@ -256,6 +258,7 @@ impl Background {
         if let Some(every) = self.expiry_every {
             handles.push(tokio::spawn(jobs::expiry_loop(
                 self.services.clone(),
+                self.retention_days,
                 every,
                 shutdown.clone(),
             )));

@@ -5,6 +5,7 @@ pub mod audit_log;
 pub mod evidence;
 pub mod requests;
 pub mod results;
+pub mod retention;
 pub mod second_factor;
 pub mod staff;
 pub mod verification;

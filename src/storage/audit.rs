@@ -1,7 +1,8 @@
 //! The tamper-evident event log: each request's events form a hash chain. An event's `hash` is
 //! the hex SHA-256 of the previous event's hash and the event's own content (request, sequence
-//! number, time, actor, command, statuses, details as written: opened, when sealed, so
-//! re-sealing them under a new key leaves the chain intact); the first event of a
+//! number, time, actor, command, statuses, and the SHA-256 of the details as written: opened
+//! when sealed, so re-sealing under a new key leaves the chain intact, and replaceable by a
+//! marker carrying that digest when the request is anonymised); the first event of a
 //! request chains to [`GENESIS`]. Changing, removing or reordering any stored event breaks the
 //! chain from there on; [`verify`] names the first broken event.
 //!
@@ -19,8 +20,25 @@ use super::{DbConnection, StoreError};
 /// What the first event of every request chains to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The event's content as hashed: a JSON array of its fields, in a fixed order (`details` as
-/// written, not sealed).
+/// What the chain holds of an event's details: the SHA-256 of the details as written, or, once
+/// its request was anonymised, the digest the details were replaced with (so the chain still
+/// verifies without them).
+pub fn details_digest(details: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(details) {
+        if v["anonymised"] == true {
+            if let Some(d) = v["digest"].as_str() {
+                return d.to_owned();
+            }
+        }
+    }
+    Sha256::digest(details.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The event's content as hashed: a JSON array of its fields, in a fixed order (`details` by
+/// their digest).
 fn content(e: &EventRow) -> String {
     serde_json::json!([
         e.request_id,
@@ -32,7 +50,7 @@ fn content(e: &EventRow) -> String {
         e.command,
         e.from_status,
         e.to_status,
-        e.details,
+        details_digest(&e.details),
     ])
     .to_string()
 }

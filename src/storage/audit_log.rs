@@ -52,6 +52,7 @@ pub mod action {
     pub const RESULT_DOWNLOADED: &str = "result.downloaded";
     pub const EVIDENCE_EXPORTED: &str = "evidence.exported";
     pub const CONFIG_CHANGED: &str = "config.changed";
+    pub const REQUEST_ANONYMISED: &str = "request.anonymised";
 }
 
 fn content(r: &LogRow) -> String {

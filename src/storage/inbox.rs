@@ -20,8 +20,8 @@ pub struct InboxMessage {
 }
 
 /// A message's text names the subject: sealed at rest.
-const SUBJECT: &str = "inbox_messages.subject";
-const BODY: &str = "inbox_messages.body";
+pub const SUBJECT: &str = "inbox_messages.subject";
+pub const BODY: &str = "inbox_messages.body";
 
 pub fn insert(conn: &mut DbConnection, message: &InboxMessage) -> Result<(), StoreError> {
     let sealed = InboxMessage {

@@ -15,6 +15,7 @@ pub mod report_days;
 pub mod reports;
 pub mod requests;
 pub mod results;
+pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod staff;

@@ -139,7 +139,7 @@ pub fn enqueue(
 
 /// The sealed columns: a message's payload holds its address and text; an error may quote
 /// an address back (a mail server refusing a recipient).
-const PAYLOAD: &str = "outbox.payload";
+pub const PAYLOAD: &str = "outbox.payload";
 const LAST_ERROR: &str = "outbox.last_error";
 
 /// A row's last error as staff read it (sealed at rest).

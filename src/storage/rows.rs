@@ -190,8 +190,18 @@ impl TryFrom<RequestRow> for StoredRequest {
                 .collect::<Result<_, _>>()?,
             representative: row.representative.as_deref().map(parse).transpose()?,
         };
-        let contact = SubjectContact::new(name.as_deref(), email.as_deref(), phone.as_deref())
-            .map_err(StoreError::corrupt)?;
+        // An anonymised request (retention) has no contact left: the one case without a channel.
+        let contact =
+            if details == super::retention::ANONYMISED && email.is_none() && phone.is_none() {
+                SubjectContact {
+                    name,
+                    email: None,
+                    phone: None,
+                }
+            } else {
+                SubjectContact::new(name.as_deref(), email.as_deref(), phone.as_deref())
+                    .map_err(StoreError::corrupt)?
+            };
         Ok(StoredRequest {
             id: row.id,
             reference: Reference::parse(&row.reference).map_err(StoreError::corrupt)?,

@@ -259,7 +259,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    anonymised_requests (request_id) {
+        request_id -> Text,
+        at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    anonymised_requests,
     audit_log,
     subject_lookups,
     staff_users,

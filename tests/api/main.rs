@@ -26,6 +26,7 @@ mod recipients;
 mod reports;
 mod restriction;
 mod results;
+mod retention;
 mod second_factor;
 mod service;
 mod verification;

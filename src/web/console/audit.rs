@@ -14,7 +14,7 @@ use crate::web::audit::{entry, load, LogQuery, PAGE_SIZE};
 use crate::web::error::{blocking, ApiError};
 
 /// The actions the filter offers, in the order shown.
-const ACTIONS: [&str; 11] = [
+const ACTIONS: [&str; 12] = [
     action::REQUEST_VIEWED,
     action::RESULT_DOWNLOADED,
     action::QUEUE_EXPORTED,
@@ -26,6 +26,7 @@ const ACTIONS: [&str; 11] = [
     action::ACCOUNT_ENABLED,
     action::ACCOUNT_DISABLED,
     action::CONFIG_CHANGED,
+    action::REQUEST_ANONYMISED,
 ];
 
 pub async fn page(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResponse {
