@@ -47,7 +47,9 @@ impl Drop for Scope {
     }
 }
 
-/// The vault of the innermost connection held on this thread.
+/// The vault of the innermost connection held on this thread. (A process has one database, so
+/// one vault; were two databases' connections held at once on one thread, the later one's
+/// vault would serve both.)
 pub fn vault() -> Result<Arc<Vault>, StoreError> {
     SCOPES
         .with(|s| s.borrow().last().map(|(_, v)| Arc::clone(v)))

@@ -440,6 +440,19 @@ pub fn open_duplicate_of(
         .optional()?)
 }
 
+/// The references of the requests with these ids (id → reference).
+pub fn references_of(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    Ok(requests::table
+        .filter(requests::id.eq_any(ids))
+        .select((requests::id, requests::reference))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 pub fn set_duplicate_of(
     conn: &mut DbConnection,
     id: &str,

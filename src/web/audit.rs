@@ -73,14 +73,13 @@ pub fn load(s: &Services, who: &Actor, q: &LogQuery) -> Result<LogPage, ServiceE
         .into_iter()
         .map(|r| (r.id, r.email))
         .collect();
-    let mut references = HashMap::new();
-    for id in rows.iter().filter_map(|r| r.request_id.as_deref()) {
-        if !references.contains_key(id) {
-            if let Ok(r) = crate::storage::requests::find_by_id(&mut conn, id) {
-                references.insert(id.to_owned(), r.reference.as_str().to_owned());
-            }
-        }
-    }
+    // The references of the requests on this page, in one query (not the requests
+    // themselves: their contact data is not needed here, so it is not opened).
+    let ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.request_id.as_deref())
+        .collect();
+    let references = crate::storage::requests::references_of(&mut conn, &ids)?;
     Ok(LogPage {
         rows,
         total,
