@@ -198,7 +198,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let evidence = tokio::task::spawn_blocking(move || {
                 crate::service::evidence::export(&services, &reference)
             })
-            .await??;
+            .await?
+            .map_err(|e| match e {
+                crate::service::ServiceError::NotFound => {
+                    anyhow::anyhow!("no request has the reference {request}")
+                }
+                other => other.into(),
+            })?;
             let text = serde_json::to_string_pretty(&evidence)?;
             match out {
                 Some(path) => {

@@ -178,6 +178,21 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
         "{messages:?}"
     );
 
+    // An unknown reference is named, not exported.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
+        .args(["audit", "export", "--request", "DSR-AAAA-BBBB"])
+        .env("RIGHTSFLOW_DATA_DIR", app.data_dir())
+        .env("RIGHTSFLOW_DATABASE_URL", app.database_url())
+        .env_remove("RIGHTSFLOW_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no request has the reference DSR-AAAA-BBBB"),
+        "{err}"
+    );
+
     // One byte of the second request's third event (the note), changed in the database.
     edit_details(&app, &target, 3, "核对完毕", "核对完币").await;
     let (ok, out) = verify(&app);
