@@ -10,6 +10,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
+use super::db::MultiBackend;
 use super::rows::EVENT_DETAILS;
 use super::schema::{request_results, result_chunks};
 use super::{fields, Database, DbConnection, StoreError};
@@ -169,13 +170,19 @@ pub fn remaining(db: &Database) -> Result<i64, StoreError> {
     for column in COLUMNS.iter().chain([&TOTP]) {
         n += column.count_stale(&mut conn, &prefix)?;
     }
-    let results: i64 = request_results::table
-        .filter(request_results::blob_id.is_not_null())
-        .filter(request_results::purged_at.is_null())
-        .filter(request_results::key_id.ne(db.vault().current().id()))
+    let results: i64 = results_outside(db.vault().current().id())
         .count()
         .get_result(&mut *conn)?;
     Ok(n + results)
+}
+
+/// Live sealed results not under the `current` key.
+fn results_outside(current: &str) -> request_results::BoxedQuery<'static, MultiBackend> {
+    request_results::table
+        .filter(request_results::blob_id.is_not_null())
+        .filter(request_results::purged_at.is_null())
+        .filter(request_results::key_id.ne(current.to_owned()))
+        .into_boxed()
 }
 
 fn stale_results(
@@ -183,10 +190,7 @@ fn stale_results(
     current: &str,
     limit: i64,
 ) -> Result<Vec<(String, String, String, i32)>, StoreError> {
-    let rows: Vec<(String, Option<String>, Option<String>, i32)> = request_results::table
-        .filter(request_results::blob_id.is_not_null())
-        .filter(request_results::purged_at.is_null())
-        .filter(request_results::key_id.ne(current))
+    let rows: Vec<(String, Option<String>, Option<String>, i32)> = results_outside(current)
         .order(request_results::id.asc())
         .limit(limit)
         .select((

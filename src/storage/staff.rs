@@ -214,15 +214,20 @@ pub fn record_sign_in(
             ))
             .execute(c)?;
         // The account tried, when known (its role as it is now); else no one in particular.
-        let actor = match staff_id {
-            Some(id) => match find_by_id(c, id)? {
-                Some(row) => Actor::Staff {
-                    id: row.id,
-                    role: row.role.parse().map_err(StoreError::corrupt)?,
-                },
-                None => Actor::System,
+        let role: Option<String> = match staff_id {
+            Some(id) => staff_users::table
+                .filter(staff_users::id.eq(id))
+                .select(staff_users::role)
+                .first(c)
+                .optional()?,
+            None => None,
+        };
+        let actor = match (staff_id, role) {
+            (Some(id), Some(role)) => Actor::Staff {
+                id: id.to_owned(),
+                role: role.parse().map_err(StoreError::corrupt)?,
             },
-            None => Actor::System,
+            _ => Actor::System,
         };
         let action = if outcome == "ok" {
             audit_log::action::SIGN_IN

@@ -13,35 +13,19 @@ use crate::on_both_backends;
 
 /// `rightsflow audit verify` on the app's database: (passed, what it printed).
 pub(crate) fn verify(app: &TestApp) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
-        .args(["audit", "verify"])
-        .env("RIGHTSFLOW_DATA_DIR", app.data_dir())
-        .env("RIGHTSFLOW_DATABASE_URL", app.database_url())
-        .env_remove("RIGHTSFLOW_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (ok, out, _) = app.cli(&["audit", "verify"], &[]);
+    (ok, out)
 }
 
 /// `rightsflow audit export --request REF --out FILE`, read back.
 fn export(app: &TestApp, reference: &str) -> Value {
     let file = app.data_dir().join(format!("evidence-{reference}.json"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
-        .args(["audit", "export", "--request", reference, "--out"])
-        .arg(&file)
-        .env("RIGHTSFLOW_DATA_DIR", app.data_dir())
-        .env("RIGHTSFLOW_DATABASE_URL", app.database_url())
-        .env_remove("RIGHTSFLOW_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let path = file.to_str().unwrap();
+    let (ok, _, err) = app.cli(
+        &["audit", "export", "--request", reference, "--out", path],
+        &[],
     );
+    assert!(ok, "{err}");
     serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
 }
 
@@ -179,15 +163,8 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
     );
 
     // An unknown reference is named, not exported.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
-        .args(["audit", "export", "--request", "DSR-AAAA-BBBB"])
-        .env("RIGHTSFLOW_DATA_DIR", app.data_dir())
-        .env("RIGHTSFLOW_DATABASE_URL", app.database_url())
-        .env_remove("RIGHTSFLOW_CONFIG")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, _, err) = app.cli(&["audit", "export", "--request", "DSR-AAAA-BBBB"], &[]);
+    assert!(!ok);
     assert!(
         err.contains("no request has the reference DSR-AAAA-BBBB"),
         "{err}"

@@ -151,23 +151,10 @@ async fn the_database_file_holds_no_contact_data_in_clear() {
     );
 }
 
+/// The binary on the app's database; stdout and stderr together.
 fn cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
-        .args(args)
-        .env("RIGHTSFLOW_DATA_DIR", app.data_dir())
-        .env("RIGHTSFLOW_DATABASE_URL", app.database_url())
-        .env_remove("RIGHTSFLOW_CONFIG")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let (ok, out, err) = app.cli(args, env);
+    (ok, out + &err)
 }
 
 /// Stored values of the sealed columns that are not under `key` (`enc1:<id>:`), by column.

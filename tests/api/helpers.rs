@@ -309,6 +309,24 @@ impl TestApp {
         self._dir.path()
     }
 
+    /// Runs the `rightsflow` binary on this app's data folder and database (with `env` on top):
+    /// whether it succeeded, its standard output, its standard error.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rightsflow"))
+            .args(args)
+            .env("RIGHTSFLOW_DATA_DIR", self.data_dir())
+            .env("RIGHTSFLOW_DATABASE_URL", self.database_url())
+            .env_remove("RIGHTSFLOW_CONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
