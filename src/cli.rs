@@ -80,8 +80,21 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check every request's hash-chained event log; exits 1 naming the first broken event.
-    Verify,
+    /// Check every request's hash-chained event log and the audit log; exits 1 naming the first
+    /// broken entry.
+    Verify {
+        /// Also check that the database still holds every chain head this anchor file (from
+        /// `audit anchor`) names: catches chains rewritten or cut short since it was taken.
+        #[arg(long)]
+        anchor: Option<PathBuf>,
+    },
+    /// Write an anchor: the heads of both chains, signed, to keep outside the database (another
+    /// machine, write-once storage). No personal data.
+    Anchor {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write one request's evidence package (JSON): the request, its timeline with hashes and
     /// the chain's check, messages sent, tasks and results. It holds personal data.
     Export {
@@ -160,7 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date ({})", db.backend().as_str());
         }
         Command::Audit {
-            action: AuditCommand::Verify,
+            action: AuditCommand::Verify { anchor },
         } => {
             crate::telemetry::init(config.log_format);
             let db = open_database(&config)?;
@@ -187,6 +200,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+            if let Some(path) = anchor {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let anchor: crate::storage::anchor::Anchor = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not an anchor file", path.display()))?;
+                match crate::storage::anchor::check(&mut *db.conn()?, &anchor)? {
+                    Ok(n) => println!(
+                        "anchor of {} holds: {n} chain heads still in place",
+                        anchor.heads.taken_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    Err(why) => {
+                        println!("anchor check failed: {why}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+        Command::Audit {
+            action: AuditCommand::Anchor { out },
+        } => {
+            crate::telemetry::init(config.log_format);
+            let db = open_database(&config)?;
+            let anchor = crate::storage::anchor::take(&mut *db.conn()?, chrono::Utc::now())?;
+            let json = serde_json::to_string_pretty(&anchor)?;
+            match out {
+                Some(path) => std::fs::write(&path, json + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => println!("{json}"),
+            }
+            eprintln!(
+                "anchored {} request chains and the audit log{}",
+                anchor.heads.requests.len(),
+                anchor
+                    .heads
+                    .audit_log
+                    .as_ref()
+                    .map(|(seq, _)| format!(" at entry {seq}"))
+                    .unwrap_or_default()
+            );
         }
         Command::Audit {
             action: AuditCommand::Export { request, out },

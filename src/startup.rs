@@ -346,6 +346,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::web::nul::refuse_nul))
+                .wrap(from_fn(crate::web::limits::limit_every_request))
                 .wrap(from_fn(localize_errors))
                 .wrap(from_fn(crate::web::headers::security_headers))
                 .wrap(from_fn(request_id_header))

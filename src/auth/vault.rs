@@ -125,10 +125,21 @@ impl Vault {
             Blind::Email => format!("email:{}", value.trim().to_lowercase()),
             Blind::Phone => format!("phone:{}", value.trim()),
         };
+        self.mac(normalised.as_bytes())
+    }
+
+    /// Keyed HMAC-SHA256 (hex) of a chain anchor under the index key: proves an anchor file kept
+    /// outside the database was written by this deployment and not edited since. The prefix
+    /// keeps it apart from every blind index ("email:", "phone:").
+    pub fn anchor_mac(&self, body: &str) -> String {
+        self.mac(format!("anchor:{body}").as_bytes())
+    }
+
+    fn mac(&self, bytes: &[u8]) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.index) else {
             unreachable!("HMAC takes keys of any length")
         };
-        mac.update(normalised.as_bytes());
+        mac.update(bytes);
         mac.finalize()
             .into_bytes()
             .iter()

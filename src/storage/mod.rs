@@ -1,6 +1,7 @@
 //! Storage: diesel over SQLite (embedded default) and PostgreSQL (production). Every state
 //! change and its event and outbox rows are written in one transaction.
 
+pub mod anchor;
 pub mod audit;
 pub mod audit_log;
 pub mod blobs;

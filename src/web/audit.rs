@@ -52,7 +52,7 @@ pub fn load(s: &Services, who: &Actor, q: &LogQuery) -> Result<LogPage, ServiceE
         request_id: None,
     };
     let page = q.page.unwrap_or(1);
-    if page < 1 {
+    if !(1..=super::MAX_PAGE).contains(&page) {
         return Err(ServiceError::InvalidFilter("page"));
     }
     let mut conn = s.db().conn()?;

@@ -1,13 +1,19 @@
-//! Rate limits on the routes anyone can call: submission, code checks, code resends, staff
-//! sign-in, fulfilment callbacks. Fixed one-minute windows per key (client address, or request
-//! reference), kept in this process's memory: several instances each count on their own (shared counters are for
-//! the scale-out work, issue #9).
+//! Rate limits. Every route but the health probes and static files counts against one broad
+//! per-address budget ([`limit_every_request`]: the portal's pages, the consent API, the
+//! console, the API); the routes that cost or guess more have tighter ones of their own:
+//! submission, code checks, code resends, staff sign-in, fulfilment callbacks. Fixed one-minute
+//! windows per key (client address, or request reference), kept in this process's memory:
+//! several instances each count on their own (shared counters are for the scale-out work,
+//! issue #9).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::HttpRequest;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest};
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -16,6 +22,9 @@ use super::error::ApiError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
+    /// Any request but health probes and static files (pages, the consent API, the console,
+    /// the API): the budget that keeps one address from running the service down.
+    pub requests_per_ip: u32,
     pub submissions_per_ip: u32,
     pub code_checks_per_ip: u32,
     pub code_checks_per_reference: u32,
@@ -30,6 +39,9 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         // Generous per address: many people in China share one (carrier-grade NAT).
         RateLimitConfig {
+            // Twenty a second, sustained for a minute: far above a person clicking through
+            // pages or an office of staff behind one address, far below a flood.
+            requests_per_ip: 1200,
             submissions_per_ip: 10,
             code_checks_per_ip: 30,
             code_checks_per_reference: 10,
@@ -85,6 +97,7 @@ impl Limiter {
 
 /// The limiters of one application (shared by its workers).
 pub struct Limits {
+    pub requests: Limiter,
     pub submissions: Limiter,
     pub code_checks_ip: Limiter,
     pub code_checks_reference: Limiter,
@@ -96,6 +109,7 @@ pub struct Limits {
 impl Limits {
     pub fn new(cfg: &RateLimitConfig) -> Limits {
         Limits {
+            requests: Limiter::new(cfg.requests_per_ip),
             submissions: Limiter::new(cfg.submissions_per_ip),
             code_checks_ip: Limiter::new(cfg.code_checks_per_ip),
             code_checks_reference: Limiter::new(cfg.code_checks_per_reference),
@@ -125,6 +139,33 @@ pub fn check(limiter: &Limiter, key: &str) -> Result<(), ApiError> {
         )
         .retry_after(retry_after)
     })
+}
+
+/// Health probes (load balancers poll them) and static files (cached, and part of every page
+/// already counted) are not counted.
+fn uncounted(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz") || path.starts_with("/static/")
+}
+
+/// Middleware: the broad per-address budget on every counted request. Past it, 429
+/// `rate_limited` with `Retry-After`: as the API's JSON error under `/api/`, as the portal's
+/// error page (in the visitor's language) everywhere else.
+pub async fn limit_every_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !uncounted(req.path()) {
+        if let Some(limits) = req.app_data::<web::Data<Limits>>() {
+            if let Err(e) = check(&limits.requests, &client(req.request())) {
+                if req.path().starts_with("/api/") {
+                    return Err(e.into());
+                }
+                let page = super::portal::rate_limited_page(req.request(), &e);
+                return Err(actix_web::error::InternalError::from_response(e, page).into());
+            }
+        }
+    }
+    next.call(req).await
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ pub use error::ApiError;
 
 use crate::notifications::Notifier;
 
+/// The last page number a paged list accepts (the console's queue, the audit log): past it the
+/// offset would overflow, and no list is that long.
+pub const MAX_PAGE: i64 = 1_000_000;
+
 /// Every route of the application. `/dev/mail` only while email goes to files.
 pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier>>) {
     cfg.configure(health::routes)

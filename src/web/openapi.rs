@@ -486,7 +486,7 @@ fn audit_paths(staff_auth: &Value) -> Value {
                 query("request", json!({ "type": "string" }), "A request's reference (DSR-…)"),
                 query("staff", json!({ "type": "string" }), "A staff account's id"),
                 query("action", json!({ "type": "string" }), "An action, e.g. request.viewed"),
-                query("page", json!({ "type": "integer", "minimum": 1 }), "Page (50 entries each)")
+                query("page", json!({ "type": "integer", "minimum": 1, "maximum": crate::web::MAX_PAGE }), "Page (50 entries each)")
             ],
             "responses": ok(200, "Entries", json!({
                 "type": "object",

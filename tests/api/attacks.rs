@@ -191,6 +191,7 @@ async fn verified_access(app: &TestApp) -> Verified {
 
 fn raise_limits(config: &mut Config) {
     // The battery submits far more than a person would; the limits have tests of their own.
+    config.rate_limits.requests_per_ip = 1_000_000;
     config.rate_limits.submissions_per_ip = 10_000;
     config.rate_limits.code_checks_per_ip = 10_000;
     config.rate_limits.code_checks_per_reference = 10_000;
@@ -1352,6 +1353,74 @@ async fn fulfilment_callbacks_are_rate_limited(app: TestApp) {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the limit holds");
 }
 on_both_backends!(fulfilment_callbacks_are_rate_limited, super::few_callbacks);
+
+fn small_budget(config: &mut Config) {
+    config.rate_limits.requests_per_ip = 4;
+}
+
+/// Every route but the health probes and static files counts against one per-address budget:
+/// past it, the API answers 429 in JSON and the portal shows its error page, in the visitor's
+/// language, both with `Retry-After`.
+async fn every_route_shares_one_per_address_budget(app: TestApp) {
+    let before = settled(&app).await;
+    for _ in 0..10 {
+        let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "probes are not counted");
+    }
+    // Four counted requests: a portal page, the consent API (not enabled in this app, but
+    // counted), the OpenAPI document, the page to find a request.
+    let page = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let consents = app
+        .client
+        .get(app.url("/api/v1/subjects/u-1/consents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consents.status(), StatusCode::NOT_FOUND, "not enabled here");
+    for path in ["/api/openapi.json", "/find"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+
+    let res = app
+        .client
+        .get(app.url("/api/v1/subjects/u-1/consents"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    refused(
+        res,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "the consent API",
+    )
+    .await;
+    let res = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(res.text().await.unwrap().contains("请求过于频繁"));
+    let res = app
+        .client
+        .get(app.url("/find?lang=en"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.text().await.unwrap().contains("Too many requests"));
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "probes still answer");
+    assert_unchanged(&app, &before, "the budget").await;
+}
+on_both_backends!(
+    every_route_shares_one_per_address_budget,
+    super::small_budget
+);
 
 /// PostgreSQL cannot store U+0000 in text: a NUL anywhere — path, query, JSON, form — is
 /// refused before it reaches a query (it used to come back as a 500).

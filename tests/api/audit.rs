@@ -236,3 +236,120 @@ async fn audit_verify_finds_one_changed_byte(app: TestApp) {
     );
 }
 on_both_backends!(audit_verify_finds_one_changed_byte);
+
+/// `rightsflow audit verify --anchor FILE` on the app's database: (passed, what it printed).
+fn verify_anchor(app: &TestApp, anchor: &std::path::Path) -> (bool, String) {
+    let (ok, out, _) = app.cli(
+        &["audit", "verify", "--anchor", anchor.to_str().unwrap()],
+        &[],
+    );
+    (ok, out)
+}
+
+/// What the chains alone cannot show, an anchor kept outside the database does: a chain
+/// rewritten consistently by someone who knows the scheme, and entries cut off the audit log's
+/// end.
+async fn an_anchor_catches_rewritten_and_truncated_chains(app: TestApp) {
+    let admin = app.admin_token().await;
+    let mut ids = vec![];
+    for kind in ["access", "deletion"] {
+        let sub = app.submit(kind, "cn").await;
+        app.verify_by_code(&sub.reference).await;
+        let id = app.id_of(&admin, &sub.reference).await;
+        app.act_ok(
+            &admin,
+            &id,
+            json!({ "command": "note", "text": "核对完毕" }),
+        )
+        .await;
+        ids.push((id, sub.reference));
+    }
+    let anchor = app.data_dir().join("anchor.json");
+    let (ok, _, err) = app.cli(&["audit", "anchor", "--out", anchor.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+    assert!(err.contains("anchored 2 request chains"), "{err}");
+    let text = std::fs::read_to_string(&anchor).unwrap();
+    let file: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["format"], "rightsflow-anchor/1");
+    let log_head = file["audit_log"][0].as_i64().unwrap();
+    assert!(log_head >= 1, "the admin's sign-in at least: {file}");
+    assert!(!text.contains("example.com"), "no personal data: {text}");
+
+    // The service goes on: chains grow past their anchored heads, and the anchor still holds.
+    let (first, first_ref) = ids[0].clone();
+    app.act_ok(&admin, &first, json!({ "command": "approve" }))
+        .await;
+    let (ok, out) = verify_anchor(&app, &anchor);
+    assert!(ok, "{out}");
+    assert!(out.contains("anchor of "), "{out}");
+    assert!(out.contains("3 chain heads still in place"), "{out}");
+
+    // An edited anchor file is refused (its signature is the index key's).
+    let edited = anchor.with_file_name("edited.json");
+    std::fs::write(
+        &edited,
+        text.replacen(
+            &format!("\"taken_at\": {}", file["taken_at"]),
+            "\"taken_at\": \"2026-01-01T00:00:00Z\"",
+            1,
+        ),
+    )
+    .unwrap();
+    assert_ne!(std::fs::read_to_string(&edited).unwrap(), text);
+    let (ok, out) = verify_anchor(&app, &edited);
+    assert!(!ok);
+    assert!(out.contains("signature does not match"), "{out}");
+
+    // The first request's note rewritten, and its chain re-hashed from there as someone who
+    // knows the scheme would: the chains alone verify, the anchor does not.
+    edit_details(&app, &first, 3, "核对完毕", "未核对").await;
+    let (s, id) = (app.services.clone(), first.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut c = s.db().conn().unwrap();
+        diesel::update(
+            request_events::table
+                .filter(request_events::request_id.eq(&id))
+                .filter(request_events::seq.ge(3)),
+        )
+        .set((
+            request_events::prev_hash.eq(None::<String>),
+            request_events::hash.eq(None::<String>),
+        ))
+        .execute(&mut *c)
+        .unwrap();
+        rightsflow::storage::audit::seal_unsealed(&mut c).unwrap();
+    })
+    .await
+    .unwrap();
+    let (ok, out) = verify(&app);
+    assert!(ok, "the rewrite is consistent: {out}");
+    let (ok, out) = verify_anchor(&app, &anchor);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("request {first_ref} (id {first}): event 3"))
+            && out.contains("the chain was rewritten"),
+        "{out}"
+    );
+
+    // Audit-log entries from the anchored head on, cut off its end: the log's own chain still
+    // verifies, the anchor names the missing entry.
+    let s = app.services.clone();
+    tokio::task::spawn_blocking(move || {
+        use rightsflow::storage::schema::audit_log;
+        diesel::delete(audit_log::table.filter(audit_log::seq.ge(log_head)))
+            .execute(&mut *s.db().conn().unwrap())
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let (ok, out) = verify(&app);
+    assert!(ok, "a shorter log still chains: {out}");
+    let (ok, out) = verify_anchor(&app, &anchor);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("audit log entry {log_head}"))
+            && out.contains("entries were removed"),
+        "{out}"
+    );
+}
+on_both_backends!(an_anchor_catches_rewritten_and_truncated_chains);

@@ -301,6 +301,65 @@ async fn serve_is_the_default_and_its_logs_hold_no_personal_data() {
             .status(),
         200
     );
+    // Staff take it through: an officer added at the command line signs in, opens it, notes
+    // what was checked (with the subject's name and address in the note), approves, completes.
+    let (ok, added, err) = rightsflow(
+        &[
+            "staff",
+            "add",
+            "--email",
+            "officer@example.org",
+            "--role",
+            "admin",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let staff_password = line(&added, "password:")
+        .trim_start_matches("password:")
+        .trim()
+        .to_owned();
+    let signed_in: serde_json::Value = client
+        .post(format!("{base}/api/v1/staff/login"))
+        .json(&serde_json::json!({ "email": "officer@example.org", "password": staff_password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let staff = signed_in["token"].as_str().unwrap().to_owned();
+    let queue: serde_json::Value = client
+        .get(format!("{base}/api/v1/staff/requests"))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = queue["items"][0]["id"].as_str().unwrap().to_owned();
+    let opened = client
+        .get(format!("{base}/api/v1/staff/requests/{id}"))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    for command in [
+        serde_json::json!({ "command": "note", "text": "王秀英 本人来电确认，住址为北京市朝阳区建国路88号" }),
+        serde_json::json!({ "command": "approve" }),
+        serde_json::json!({ "command": "complete", "summary": "已为王秀英更正住址" }),
+    ] {
+        let res = client
+            .post(format!("{base}/api/v1/staff/requests/{id}/actions"))
+            .bearer_auth(&staff)
+            .json(&command)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{command}");
+    }
     let bad = serde_json::json!({ "kind": "access", "subject": { "email": "wang.xiuying@" } });
     assert_eq!(
         client
@@ -328,6 +387,9 @@ async fn serve_is_the_default_and_its_logs_hold_no_personal_data() {
         "朝阳区",
         &token,
         &code,
+        &staff,
+        &staff_password,
+        "officer@example.org",
     ] {
         assert!(!all.contains(secret), "the log leaks {secret:?}:\n{all}");
     }

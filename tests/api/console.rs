@@ -422,6 +422,15 @@ async fn the_queue_exports_what_the_screen_shows_and_bulk_actions_work(app: Test
         auditor.get("/console/dashboard").await.status(),
         StatusCode::OK
     );
+    // Pages before the first or past any list are refused, not overflowed into a 500.
+    for page in ["0", "1000001", "2598320686578654208"] {
+        let res = auditor.get(&format!("/console/queue?page={page}")).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "page={page}"
+        );
+    }
 }
 on_both_backends!(the_queue_exports_what_the_screen_shows_and_bulk_actions_work);
 

@@ -114,7 +114,7 @@ pub fn filter_of(q: &QueueQuery, me: &str, at: DateTime<Utc>) -> Result<ListFilt
         .map(|p| p.parse().map_err(|_| "page"))
         .transpose()?
         .unwrap_or(1);
-    if page < 1 {
+    if !(1..=crate::web::MAX_PAGE).contains(&page) {
         return Err("page");
     }
     f.offset = (page - 1) * PAGE_SIZE;

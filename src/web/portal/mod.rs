@@ -9,6 +9,8 @@ pub mod forms;
 pub mod page;
 pub mod pages;
 
+pub use pages::rate_limited_page;
+
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

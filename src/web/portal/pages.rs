@@ -55,6 +55,16 @@ fn error_page(page: &Page, n: &Notifier, e: &ApiError) -> HttpResponse {
     res
 }
 
+/// The error page for a visitor over the broad rate limit (from the middleware, before any
+/// handler ran).
+pub fn rate_limited_page(req: &HttpRequest, e: &ApiError) -> HttpResponse {
+    let page = Page::new(req);
+    match req.app_data::<web::Data<Arc<Notifier>>>() {
+        Some(n) => error_page(&page, n, e),
+        None => HttpResponse::build(e.status()).finish(),
+    }
+}
+
 fn checked(req: &HttpRequest, posted: &Posted) -> Result<(), ApiError> {
     if csrf::check(req, posted.one(csrf::FIELD)) {
         Ok(())
