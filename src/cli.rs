@@ -113,6 +113,12 @@ pub enum BenchCommand {
     Console(crate::bench::ConsoleBenchArgs),
     /// A portability package for a subject with many rows: time and peak memory.
     Package(crate::bench::PackageBenchArgs),
+    /// Submissions per second and their latency against a one-insert ceiling; start-up time
+    /// and memory.
+    Intake(crate::bench::IntakeBenchArgs),
+    /// The intake benchmark's ceiling server (started by `bench intake`).
+    #[command(hide = true)]
+    Ceiling(crate::bench::CeilingArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -334,6 +340,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             which: BenchCommand::Package(args),
         } => {
             crate::bench::package(args).await?;
+        }
+        Command::Bench {
+            which: BenchCommand::Intake(args),
+        } => {
+            crate::bench::intake(args).await?;
+        }
+        Command::Bench {
+            which: BenchCommand::Ceiling(args),
+        } => {
+            crate::bench::ceiling(args).await?;
         }
         Command::Deadline(args) => {
             let calendars = load_calendars(&config)?;

@@ -2,11 +2,16 @@
 //! same run (docs/PERFORMANCE.md). Figures are printed, not asserted.
 //!
 //! - `console.rs`: the staff queue and dashboard under 1,000,000 requests;
+//! - `intake.rs`: submissions per second and their latency against one insert per request (the
+//!   ceiling), start-up time and resident memory; `load.rs` is its load generator;
 //! - `package.rs`: a portability package for a subject with 1,000,000 rows, peak memory against
 //!   a subject with 10.
 
 mod console;
+mod intake;
+mod load;
 mod package;
 
 pub use console::{console, seed, ConsoleBenchArgs};
+pub use intake::{ceiling, intake, CeilingArgs, IntakeBenchArgs};
 pub use package::{package, PackageBenchArgs};

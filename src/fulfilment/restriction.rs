@@ -5,7 +5,6 @@
 //! waits until the day the notice names.
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::Connection;
 use serde_json::json;
 
 use crate::domain::{Actor, Command, FreeText, Message, Recipient, RequestKind, Status};
@@ -116,7 +115,7 @@ pub fn lift(
         now,
     );
     let mut conn = s.db().conn()?;
-    conn.transaction::<_, StoreError, _>(|c| {
+    crate::storage::db::write::<_, StoreError, _>(&mut conn, |c| {
         outbox::insert(c, &notice)?;
         for system in &restricted {
             tasks::create(c, request_id, system, LIFT, now, effective)?;

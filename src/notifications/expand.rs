@@ -5,7 +5,6 @@
 //! derived from it, so a second expansion (a worker whose lease ran out) cannot duplicate them.
 
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -212,7 +211,7 @@ fn store(
     payload_message: Message,
     now: DateTime<Utc>,
 ) -> Result<(), NotifyError> {
-    let result = conn.transaction::<_, StoreError, _>(|c| {
+    let result = crate::storage::db::write::<_, StoreError, _>(&mut *conn, |c| {
         for row in &out.rows {
             outbox::insert(c, row)?;
         }

@@ -3,7 +3,6 @@
 //! recorded (primary key) in the same transaction as its notification.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use diesel::Connection;
 use serde_json::json;
 
 use crate::clock::CalendarSet;
@@ -85,7 +84,7 @@ fn queue(
     let extra = json!({ "working_days_left": left });
     let row = outbox::notify_row(&request.id, None, &to, kind, request.locale, extra, now);
     let mut conn = services.db().conn()?;
-    let result = conn.transaction::<_, StoreError, _>(|c| {
+    let result = crate::storage::db::write::<_, StoreError, _>(&mut conn, |c| {
         if !reminders::record(c, &request.id, kind.as_str(), due.ends_at, now)? {
             // Sent before: roll back (nothing was written) and say so.
             return Err(StoreError::Duplicate("reminder"));

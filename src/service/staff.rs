@@ -1,7 +1,6 @@
 //! Staff accounts and sign-in.
 
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 
 use super::{second_factor, ServiceError, Services};
 use crate::auth::password;
@@ -40,7 +39,7 @@ pub fn add(
         totp_required: false,
     };
     let mut conn = db.conn()?;
-    let inserted = conn.transaction(|c| {
+    let inserted = crate::storage::db::write(&mut conn, |c| {
         store::insert(c, &row)?;
         log(
             c,
@@ -350,7 +349,7 @@ pub fn change_role(s: &Services, actor: &Actor, id: &str, role: Role) -> Result<
     if matches!(actor, Actor::Staff { id: me, .. } if me == id) {
         return Err(ServiceError::NotPermitted);
     }
-    let changed = s.db().conn()?.transaction(|c| {
+    let changed = crate::storage::db::write(&mut *s.db().conn()?, |c| {
         let changed = store::set_role(c, id, role.as_str())?;
         if changed {
             let now = super::now();
@@ -385,7 +384,7 @@ pub fn set_active(
     if matches!(actor, Actor::Staff { id: me, .. } if me == id) {
         return Err(ServiceError::NotPermitted);
     }
-    let changed = s.db().conn()?.transaction(|c| {
+    let changed = crate::storage::db::write(&mut *s.db().conn()?, |c| {
         let changed = store::set_active(c, id, active, now)?;
         if changed {
             let what = if active {

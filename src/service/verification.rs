@@ -3,7 +3,6 @@
 //! Answers never say whether a reference or address is known.
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::Connection;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -129,7 +128,7 @@ pub fn send_code(
         extra,
         now,
     );
-    conn.transaction::<_, StoreError, _>(|c| {
+    crate::storage::db::write::<_, StoreError, _>(&mut conn, |c| {
         store::insert_challenge(c, &challenge)?;
         outbox::insert(c, &row)
     })?;

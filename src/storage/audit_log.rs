@@ -85,8 +85,7 @@ pub fn append(c: &mut DbConnection, e: &Entry<'_>) -> Result<i64, StoreError> {
         _ => (None, None),
     };
     for _ in 0..50 {
-        let written = c.transaction(|c| {
-            super::db::write_first(c)?;
+        let written = super::db::write(&mut *c, |c| {
             let last: Option<(i64, String)> = audit_log::table
                 .order(audit_log::seq.desc())
                 .select((audit_log::seq, audit_log::hash))

@@ -39,7 +39,7 @@ pub fn record(
         email: fields::seal_opt(EMAIL, &event.id, event.email.as_deref())?,
         ..event.clone()
     };
-    let done = conn.transaction::<_, StoreError, _>(|c| {
+    let done = super::db::write::<_, StoreError, _>(&mut *conn, |c| {
         diesel::insert_into(consent_events::table)
             .values(&sealed)
             .execute(c)

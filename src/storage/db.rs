@@ -22,8 +22,37 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// switching it from several new connections at once can fail with "database is locked".)
 /// `secure_delete` overwrites freed content with zeros, so a value replaced (re-sealed under a
 /// new key, anonymised, deleted) does not linger in the file's free pages.
+/// No automatic checkpoints: SQLite runs them in the commit that fills the log, inside that
+/// writer's turn (`write_gate`), so every other writer would wait for the copy and its sync; a
+/// thread of the `Database` checkpoints instead ([`checkpoints`]).
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
+     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA wal_autocheckpoint = 0;";
+
+/// How often the checkpointing thread copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`], beside the
+/// writers (a passive checkpoint waits for no one), on a connection of its own; ends when the
+/// `Database` it serves is gone (its writer is dropped with the last clone).
+fn checkpoints(url: &str, writer: &Arc<Writer>) -> Result<(), StoreError> {
+    let mut conn = SqliteConnection::establish(sqlite_path(url))
+        .map_err(|e| StoreError::Setup(format!("cannot open the sqlite database: {e}")))?;
+    conn.batch_execute("PRAGMA busy_timeout = 10000;")?;
+    let alive = Arc::downgrade(writer);
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if alive.upgrade().is_none() {
+                break;
+            }
+            if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                tracing::warn!(error = %e, "checkpoint failed; will retry");
+            }
+        })
+        .map_err(|e| StoreError::Setup(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
+}
 
 /// Any fixed number serves as the key of the advisory lock that lets only one of several
 /// instances run migrations at a time.
@@ -70,10 +99,13 @@ fn sqlite_path(url: &str) -> &str {
 /// takes the lock, waiting its turn. PostgreSQL needs nothing.
 pub fn write_first(c: &mut DbConnection) -> Result<(), StoreError> {
     if let DbConnection::Sqlite(c) = c {
-        c.batch_execute("UPDATE requests SET id = id WHERE 1 = 0")?;
+        c.batch_execute(TAKE_WRITE_LOCK)?;
     }
     Ok(())
 }
+
+pub use super::write_gate::write;
+use super::write_gate::{Writer, WriterScope, TAKE_WRITE_LOCK};
 
 /// Establishes connections of the backend the URL names. (The derive's own `establish`
 /// would try each backend in turn, and SQLite accepts any string as a file name.)
@@ -119,6 +151,7 @@ pub type PooledConn = PooledConnection<Manager>;
 pub struct Conn {
     conn: PooledConn,
     _scope: super::fields::Scope,
+    _writer: Option<WriterScope>,
 }
 
 impl std::ops::Deref for Conn {
@@ -140,6 +173,9 @@ pub struct Database {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
     vault: Arc<Vault>,
+    /// SQLite: the connection every writing transaction of this process runs on
+    /// (`write_gate`).
+    writer: Option<Arc<Writer>>,
 }
 
 impl Database {
@@ -165,6 +201,14 @@ impl Database {
             url: url.to_owned(),
             backend,
         };
+        // SQLite: one more connection, made as the pool makes its own, for every write.
+        let writer_conn =
+            match backend {
+                Backend::Sqlite => Some(manager.connect().map_err(|e| {
+                    StoreError::Setup(format!("cannot open the sqlite database: {e}"))
+                })?),
+                Backend::Postgres => None,
+            };
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .connection_timeout(Duration::from_secs(10))
@@ -175,10 +219,19 @@ impl Database {
                     backend.as_str()
                 ))
             })?;
+        let writer = match writer_conn {
+            Some(conn) => {
+                let writer = Writer::new(conn);
+                checkpoints(url, &writer)?;
+                Some(writer)
+            }
+            None => None,
+        };
         Ok(Database {
             pool,
             backend,
             vault,
+            writer,
         })
     }
 
@@ -194,6 +247,7 @@ impl Database {
         Ok(Conn {
             conn,
             _scope: super::fields::Scope::enter(&self.vault),
+            _writer: self.writer.as_ref().map(WriterScope::enter),
         })
     }
 

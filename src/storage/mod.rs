@@ -9,6 +9,7 @@ pub mod consents;
 pub mod db;
 pub mod fields;
 pub mod inbox;
+pub mod job_ticks;
 pub mod outbox;
 pub mod rekey;
 pub mod reminders;
@@ -22,6 +23,7 @@ pub mod schema;
 pub mod staff;
 pub mod tasks;
 pub mod verification;
+pub mod write_gate;
 
 pub use db::{Backend, Database, DbConnection};
 

@@ -218,8 +218,7 @@ fn reseal_result(
     })?;
     let new = vault.current();
     let mut conn = db.conn()?;
-    conn.transaction(|c| {
-        super::db::write_first(c)?;
+    super::db::write(&mut conn, |c| {
         for seq in 0..*chunks {
             let plain = super::blobs::read_chunk(c, old, blob, seq, *chunks)?;
             let place = chunk_place(blob, i64::from(seq), seq + 1 == *chunks);
@@ -282,8 +281,7 @@ pub fn rotate(
                 break 'columns;
             }
             let mut conn = db.conn()?;
-            let resealed = conn.transaction(|c| {
-                super::db::write_first(c)?;
+            let resealed = super::db::write(&mut conn, |c| {
                 let stale = column.stale(c, &prefix, &after, batch)?;
                 let mut n = 0;
                 for s in &stale {
@@ -304,8 +302,7 @@ pub fn rotate(
     let mut after = String::new();
     while budget(&mut batches) {
         let mut conn = db.conn()?;
-        let ids = conn.transaction(|c| {
-            super::db::write_first(c)?;
+        let ids = super::db::write(&mut conn, |c| {
             let ids = unindexed(c, &after, batch)?;
             for id in &ids {
                 let request = super::requests::find_by_id(c, id)?;

@@ -18,7 +18,7 @@ pub fn insert(
     request: &StoredRequest,
     outcome: &Outcome,
 ) -> Result<(), StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         diesel::insert_into(requests::table)
             .values(request.to_row()?)
             .execute(c)
@@ -38,7 +38,7 @@ pub fn save_outcome(
     outcome: &Outcome,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         let changed = diesel::update(
             requests::table
                 .filter(requests::id.eq(&before.id))

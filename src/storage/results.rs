@@ -72,7 +72,7 @@ pub fn take_download(
     result_id: &str,
     now: NaiveDateTime,
 ) -> Result<StoredResult, StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         let found = request_results::table
             .filter(request_results::id.eq(result_id))
             .filter(request_results::request_id.eq(request_id))
@@ -107,7 +107,7 @@ pub fn purge_expired(
         .select((request_results::id, request_results::blob_id))
         .load(conn)?;
     for (id, blob) in &expired {
-        conn.transaction::<_, StoreError, _>(|c| {
+        super::db::write::<_, StoreError, _>(&mut *conn, |c| {
             if let Some(blob) = blob {
                 super::blobs::delete(c, blob)?;
             }

@@ -46,8 +46,7 @@ pub fn due(
 
 /// Anonymises one request in one transaction; false when another instance claimed it first.
 pub fn anonymise(c: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let claimed = c.transaction(|c| {
-        super::db::write_first(c)?;
+    let claimed = super::db::write(&mut *c, |c| {
         // The claim: a second instance's insert fails here and it moves on.
         diesel::insert_into(anonymised_requests::table)
             .values((

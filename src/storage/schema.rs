@@ -266,9 +266,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_ticks (job, tick) {
+        job -> Text,
+        tick -> BigInt,
+        instance -> Text,
+        at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     anonymised_requests,
     audit_log,
+    job_ticks,
     subject_lookups,
     staff_users,
     requests,

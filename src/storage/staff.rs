@@ -136,7 +136,7 @@ pub fn set_active(
     active: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         let changed = diesel::update(staff_users::table.filter(staff_users::id.eq(id)))
             .set(staff_users::active.eq(active))
             .execute(c)?
@@ -204,7 +204,7 @@ pub fn record_sign_in(
     outcome: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         diesel::insert_into(staff_sign_ins::table)
             .values((
                 staff_sign_ins::id.eq(uuid::Uuid::new_v4().to_string()),
@@ -331,7 +331,7 @@ pub fn clear_totp(
     end_all: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         let changed = diesel::update(staff_users::table.filter(staff_users::id.eq(id)))
             .set((
                 staff_users::totp_secret.eq(None::<String>),
@@ -355,7 +355,7 @@ pub fn set_totp_required(
     required: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         let changed = diesel::update(staff_users::table.filter(staff_users::id.eq(id)))
             .set(staff_users::totp_required.eq(required))
             .execute(c)?

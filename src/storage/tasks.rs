@@ -73,7 +73,7 @@ pub fn create(
         created_at: to_db_time(at),
         done_at: None,
     };
-    let inserted = conn.transaction::<_, StoreError, _>(|c| {
+    let inserted = super::db::write::<_, StoreError, _>(&mut *conn, |c| {
         diesel::insert_into(fulfilment_tasks::table)
             .values(&row)
             .execute(c)

@@ -61,7 +61,7 @@ pub fn count_wrong_attempt(
     max: i32,
     now: DateTime<Utc>,
 ) -> Result<i32, StoreError> {
-    conn.transaction(|c| {
+    super::db::write(&mut *conn, |c| {
         diesel::update(verification_challenges::table.filter(verification_challenges::id.eq(id)))
             .set(verification_challenges::attempts.eq(verification_challenges::attempts + 1))
             .execute(c)?;

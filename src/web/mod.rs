@@ -41,11 +41,10 @@ pub const MAX_PAGE: i64 = 1_000_000;
 
 /// Every route of the application. `/dev/mail` only while email goes to files.
 pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier>>) {
+    // The API first: routes are tried in order, and each pattern with a parameter is a regular
+    // expression to run; the API's callers (platforms, agents, the benchmark) need not pay for
+    // the portal's and the console's dozens.
     cfg.configure(health::routes)
-        .configure(verify_page::routes)
-        .configure(portal::routes)
-        .configure(console::routes)
-        .route("/api/openapi.json", web::get().to(openapi::document))
         .service(
             web::scope("/api/v1")
                 .configure(subject::routes)
@@ -56,7 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier
                 .configure(consents::routes)
                 .configure(fulfilment::routes)
                 .configure(audit::routes),
-        );
+        )
+        .route("/api/openapi.json", web::get().to(openapi::document))
+        .configure(verify_page::routes)
+        .configure(portal::routes)
+        .configure(console::routes);
     if notifier.mailer.dev_mailbox().is_some() {
         cfg.configure(dev::routes);
     }

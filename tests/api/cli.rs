@@ -447,6 +447,66 @@ fn the_console_benchmark_seeds_signs_in_and_prints_its_figures() {
     assert!(figures["figures"][1]["p99_ms"].as_f64().unwrap() > 0.0);
 }
 
+/// The intake benchmark runs both servers as child processes on a fresh database, drives them,
+/// and prints and writes its figures (the real run: 64 clients for 10 s; docs/PERFORMANCE.md).
+#[test]
+fn the_intake_benchmark_drives_the_service_and_its_ceiling_and_prints_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("intake.db");
+    let json = dir.path().join("intake.json");
+    let (ok, out, err) = rightsflow(
+        &[
+            "bench",
+            "intake",
+            "--seconds",
+            "1",
+            "--concurrency",
+            "4",
+            "--database-url",
+            db.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}\n{err}");
+    for row in [
+        "POST /api/v1/requests (the service)",
+        "ceiling: one insert of the body",
+    ] {
+        assert!(line(&out, row).split_whitespace().count() >= 5, "{out}");
+    }
+    assert!(out.contains("service / ceiling: "), "{out}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for server in ["service", "ceiling"] {
+        assert!(figures[server]["ok"].as_u64().unwrap() > 0, "{figures}");
+        assert_eq!(figures[server]["errors"], 0, "{figures}");
+        assert!(figures[server]["p99_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert!(figures["startup_ms"].as_f64().unwrap() > 0.0);
+    assert!(figures["rss_idle_mib"].as_f64().unwrap() > 1.0);
+    // What was answered was stored: every counted submission and ceiling insert is in the
+    // database (more, with the warm-up's).
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut c = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    for (table, server) in [("requests", "service"), ("bench_ceiling", "ceiling")] {
+        let stored = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<Count>(&mut c)
+            .unwrap()
+            .n;
+        assert!(
+            stored as u64 >= figures[server]["ok"].as_u64().unwrap(),
+            "{table}: {stored} rows, {figures}"
+        );
+    }
+}
+
 #[test]
 fn production_mode_refuses_to_start_without_its_keys() {
     let dir = tempfile::tempdir().unwrap();

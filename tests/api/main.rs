@@ -27,6 +27,7 @@ mod reports;
 mod restriction;
 mod results;
 mod retention;
+mod scale_out;
 mod second_factor;
 mod service;
 mod verification;

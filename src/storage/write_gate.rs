@@ -1,0 +1,193 @@
+//! On SQLite, this process writes through one connection, one transaction at a time, taken in
+//! turn at a lock rather than in SQLite's busy handler.
+//!
+//! SQLite lets one connection write at a time. Two things made writing from a pool of
+//! connections slow under a burst of submissions (docs/PERFORMANCE.md):
+//!
+//! - a second writer waits in the busy handler, which sleeps 1, 2, 5, 10, 15, 20, 25… ms
+//!   between tries, so waits of microseconds became tens of milliseconds;
+//! - in WAL mode a connection drops its page cache whenever another connection has written,
+//!   so every transaction on a pooled connection began cold: about sixty page reads from the
+//!   file per submission.
+//!
+//! [`write`] runs every writing transaction of this process on one connection, the writer,
+//! behind a mutex: writers are woken the moment the one before them finishes, and the writer's
+//! cache stays warm because nothing else in the process writes. Pooled connections still serve
+//! reads in parallel. SQLite's busy timeout remains for writers in other processes (the CLI, a
+//! second instance on the same file).
+//!
+//! The writer belongs to the [`Database`](super::Database) (one per SQLite file) and is in
+//! scope on a thread while one of that database's pooled connections is held, like the vault
+//! (`fields.rs`), so storage functions that receive a bare connection find it.
+
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Mutex};
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+
+use super::DbConnection;
+
+/// The writing connection of one SQLite database.
+pub struct Writer(Mutex<DbConnection>);
+
+impl Writer {
+    pub fn new(conn: DbConnection) -> Arc<Writer> {
+        Arc::new(Writer(Mutex::new(conn)))
+    }
+}
+
+thread_local! {
+    /// The writers of the databases whose connections are held on this thread, innermost last.
+    static WRITERS: RefCell<Vec<(u64, Arc<Writer>)>> = const { RefCell::new(Vec::new()) };
+    static NEXT: Cell<u64> = const { Cell::new(0) };
+    /// Whether this thread is inside a writing transaction (a write inside it nests there).
+    static WRITING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Keeps a writer in scope on this thread until dropped (held by a pooled connection).
+pub struct WriterScope {
+    id: u64,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl WriterScope {
+    pub fn enter(writer: &Arc<Writer>) -> WriterScope {
+        let id = NEXT.with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        });
+        WRITERS.with(|w| w.borrow_mut().push((id, Arc::clone(writer))));
+        WriterScope {
+            id,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for WriterScope {
+    fn drop(&mut self) {
+        WRITERS.with(|w| w.borrow_mut().retain(|(id, _)| *id != self.id));
+    }
+}
+
+/// A statement that writes nothing but takes SQLite's write lock: a transaction that begins
+/// with it neither fails later upgrading a read (when another process wrote meanwhile) nor
+/// holds a stale snapshot.
+pub const TAKE_WRITE_LOCK: &str = "UPDATE requests SET id = id WHERE 1 = 0";
+
+/// Marks this thread as writing until dropped.
+struct Writing;
+
+impl Writing {
+    fn enter() -> Writing {
+        WRITING.with(|w| w.set(true));
+        Writing
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.set(false));
+    }
+}
+
+/// Runs `f` in a transaction that writes.
+///
+/// - PostgreSQL: a transaction on `c`.
+/// - SQLite: waits for this process's writer and runs `f` on it (not on `c`), having taken the
+///   write lock first. Inside another write (where `c` is the writer), a nested transaction on
+///   `c`. Without a writer in scope (a connection made outside a `Database`), on `c`.
+pub fn write<T, E, F>(c: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    if matches!(c, DbConnection::Postgres(_)) || WRITING.with(Cell::get) {
+        return c.transaction(f);
+    }
+    let locked = |c: &mut DbConnection| {
+        c.transaction(|c| {
+            c.batch_execute(TAKE_WRITE_LOCK)?;
+            f(c)
+        })
+    };
+    let Some(writer) = WRITERS.with(|w| w.borrow().last().map(|(_, w)| Arc::clone(w))) else {
+        return locked(c);
+    };
+    // A panic inside `f` leaves the connection usable (diesel rolled the transaction back).
+    let mut conn = writer.0.lock().unwrap_or_else(|p| p.into_inner());
+    let _writing = Writing::enter();
+    locked(&mut conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    use diesel::SqliteConnection;
+
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn open(path: &std::path::Path) -> DbConnection {
+        let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        c.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
+        DbConnection::Sqlite(c)
+    }
+
+    #[test]
+    fn writes_take_turns_on_the_writer_and_a_failed_one_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gate.db");
+        let mut setup = open(&path);
+        setup
+            .batch_execute(
+                "PRAGMA journal_mode = WAL; CREATE TABLE requests (id TEXT PRIMARY KEY); \
+                 CREATE TABLE counter (n BIGINT NOT NULL); INSERT INTO counter VALUES (0);",
+            )
+            .unwrap();
+        let writer = Writer::new(open(&path));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (writer, path) = (writer.clone(), path.clone());
+                std::thread::spawn(move || {
+                    let _scope = WriterScope::enter(&writer);
+                    let mut mine = open(&path);
+                    for i in 0..50 {
+                        // Read, then write what was read plus one: lost updates would show.
+                        // Every fifth write fails after writing: it alone is rolled back.
+                        let done = write::<_, diesel::result::Error, _>(&mut mine, |c| {
+                            let n = diesel::sql_query("SELECT n FROM counter")
+                                .get_result::<N>(c)?
+                                .n;
+                            // A write inside the write nests on the same connection.
+                            write::<_, diesel::result::Error, _>(c, |c| {
+                                diesel::sql_query(format!("UPDATE counter SET n = {}", n + 1))
+                                    .execute(c)
+                            })?;
+                            if i % 5 == 0 {
+                                return Err(diesel::result::Error::NotFound);
+                            }
+                            Ok(())
+                        });
+                        assert_eq!(done.is_ok(), i % 5 != 0);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n = diesel::sql_query("SELECT n FROM counter")
+            .get_result::<N>(&mut setup)
+            .unwrap()
+            .n;
+        assert_eq!(n, 320, "eight threads, forty kept increments each");
+    }
+}
