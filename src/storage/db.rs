@@ -139,8 +139,16 @@ impl ManageConnection for Manager {
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection left inside a transaction (a panic in a transaction's closure: diesel does
+    /// not roll back then) or with its transaction state broken is not handed out again.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::connection::{TransactionManager, TransactionManagerStatus};
+        !matches!(
+            <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(
+                conn
+            ),
+            TransactionManagerStatus::Valid(v) if v.transaction_depth().is_none()
+        )
     }
 }
 
@@ -221,7 +229,11 @@ impl Database {
             })?;
         let writer = match writer_conn {
             Some(conn) => {
-                let writer = Writer::new(conn);
+                let again = Manager {
+                    url: url.to_owned(),
+                    backend,
+                };
+                let writer = Writer::new(conn, move || again.connect().map_err(|e| e.to_string()));
                 checkpoints(url, &writer)?;
                 Some(writer)
             }

@@ -21,6 +21,7 @@
 //! (`fields.rs`), so storage functions that receive a bare connection find it.
 
 use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use diesel::connection::SimpleConnection;
@@ -28,12 +29,25 @@ use diesel::Connection;
 
 use super::DbConnection;
 
+/// Opens a fresh writing connection.
+type Reopen = Box<dyn Fn() -> Result<DbConnection, String> + Send + Sync>;
+
 /// The writing connection of one SQLite database.
-pub struct Writer(Mutex<DbConnection>);
+pub struct Writer {
+    conn: Mutex<DbConnection>,
+    /// Replaces the connection after a panic inside a write (see [`write`]).
+    reopen: Reopen,
+}
 
 impl Writer {
-    pub fn new(conn: DbConnection) -> Arc<Writer> {
-        Arc::new(Writer(Mutex::new(conn)))
+    pub fn new(
+        conn: DbConnection,
+        reopen: impl Fn() -> Result<DbConnection, String> + Send + Sync + 'static,
+    ) -> Arc<Writer> {
+        Arc::new(Writer {
+            conn: Mutex::new(conn),
+            reopen: Box::new(reopen),
+        })
     }
 }
 
@@ -116,10 +130,24 @@ where
     let Some(writer) = WRITERS.with(|w| w.borrow().last().map(|(_, w)| Arc::clone(w))) else {
         return locked(c);
     };
-    // A panic inside `f` leaves the connection usable (diesel rolled the transaction back).
-    let mut conn = writer.0.lock().unwrap_or_else(|p| p.into_inner());
+    let mut conn = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
     let _writing = Writing::enter();
-    locked(&mut conn)
+    match catch_unwind(AssertUnwindSafe(|| locked(&mut conn))) {
+        Ok(result) => result,
+        Err(panic) => {
+            // diesel does not roll back when the closure panics: the transaction would stay
+            // open on the writer and nothing written after it would ever commit. A fresh
+            // connection replaces it; closing the old one rolls its transaction back.
+            match (writer.reopen)() {
+                Ok(fresh) => *conn = fresh,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not reopen the writer after a panic");
+                    let _ = conn.batch_execute("ROLLBACK");
+                }
+            }
+            resume_unwind(panic)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_take_turns_on_the_writer_and_a_failed_one_is_rolled_back_alone() {
+    fn writes_take_turns_on_the_writer_and_a_failed_or_panicking_one_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gate.db");
         let mut setup = open(&path);
@@ -152,7 +180,8 @@ mod tests {
                  CREATE TABLE counter (n BIGINT NOT NULL); INSERT INTO counter VALUES (0);",
             )
             .unwrap();
-        let writer = Writer::new(open(&path));
+        let reopen = path.clone();
+        let writer = Writer::new(open(&path), move || Ok(open(&reopen)));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let (writer, path) = (writer.clone(), path.clone());
@@ -189,5 +218,28 @@ mod tests {
             .unwrap()
             .n;
         assert_eq!(n, 320, "eight threads, forty kept increments each");
+
+        // A write that panics halfway leaves nothing behind, and the next write commits.
+        let _scope = WriterScope::enter(&writer);
+        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            write::<(), diesel::result::Error, _>(&mut setup, |c| {
+                diesel::sql_query("UPDATE counter SET n = 0").execute(c)?;
+                panic!("a bug in a write");
+            })
+        }));
+        assert!(panicked.is_err());
+        write::<_, diesel::result::Error, _>(&mut setup, |c| {
+            diesel::sql_query("UPDATE counter SET n = n + 1").execute(c)
+        })
+        .unwrap();
+        let mut other = open(&path);
+        let n = diesel::sql_query("SELECT n FROM counter")
+            .get_result::<N>(&mut other)
+            .unwrap()
+            .n;
+        assert_eq!(
+            n, 321,
+            "the panicked write rolled back, the next one committed"
+        );
     }
 }
