@@ -236,14 +236,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => println!("{json}"),
             }
             eprintln!(
-                "anchored {} request chains and the audit log{}",
+                "anchored {} request chains and {}",
                 anchor.heads.requests.len(),
-                anchor
-                    .heads
-                    .audit_log
-                    .as_ref()
-                    .map(|(seq, _)| format!(" at entry {seq}"))
-                    .unwrap_or_default()
+                match &anchor.heads.audit_log {
+                    Some((seq, _)) => format!("the audit log at entry {seq}"),
+                    None => "an empty audit log".to_owned(),
+                }
             );
         }
         Command::Audit {

@@ -46,12 +46,8 @@ fn error_page(page: &Page, n: &Notifier, e: &ApiError) -> HttpResponse {
         &title,
         json!({ "message": e.message(page.locale), "code": e.code() }),
     );
-    if e.status() == StatusCode::TOO_MANY_REQUESTS {
-        res.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            actix_web::http::header::HeaderValue::from_static("60"),
-        );
-    }
+    // The limiter's own count of seconds, as the API's answer carries it.
+    e.set_retry_after(&mut res);
     res
 }
 
