@@ -93,19 +93,8 @@ fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://").unwrap_or(url)
 }
 
-/// Inside a transaction that reads before it writes: takes SQLite's write lock first. SQLite
-/// refuses at once (no busy wait) to turn a reading transaction into a writing one when
-/// another connection wrote since it began to read; a statement that writes nothing still
-/// takes the lock, waiting its turn. PostgreSQL needs nothing.
-pub fn write_first(c: &mut DbConnection) -> Result<(), StoreError> {
-    if let DbConnection::Sqlite(c) = c {
-        c.batch_execute(TAKE_WRITE_LOCK)?;
-    }
-    Ok(())
-}
-
 pub use super::write_gate::write;
-use super::write_gate::{Writer, WriterScope, TAKE_WRITE_LOCK};
+use super::write_gate::Writer;
 
 /// Establishes connections of the backend the URL names. (The derive's own `establish`
 /// would try each backend in turn, and SQLite accepts any string as a file name.)
@@ -159,7 +148,6 @@ pub type PooledConn = PooledConnection<Manager>;
 pub struct Conn {
     conn: PooledConn,
     _scope: super::fields::Scope,
-    _writer: Option<WriterScope>,
 }
 
 impl std::ops::Deref for Conn {
@@ -258,8 +246,7 @@ impl Database {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Conn {
             conn,
-            _scope: super::fields::Scope::enter(&self.vault),
-            _writer: self.writer.as_ref().map(WriterScope::enter),
+            _scope: super::fields::Scope::enter(&self.vault, self.writer.as_ref()),
         })
     }
 

@@ -9,30 +9,38 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::write_gate::Writer;
 use super::StoreError;
 use crate::auth::vault::{Blind, Vault};
 
+/// One held connection's scope: its number, its database's vault and (SQLite) writer.
+type Entry = (u64, Arc<Vault>, Option<Arc<Writer>>);
+
 thread_local! {
-    /// The vaults of the connections held on this thread, innermost last.
-    static SCOPES: RefCell<Vec<(u64, Arc<Vault>)>> = const { RefCell::new(Vec::new()) };
+    /// The vaults (and, on SQLite, the writers: `write_gate`) of the connections held on this
+    /// thread, innermost last.
+    static SCOPES: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
     static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Keeps a vault in scope on this thread until dropped. Not `Send`: the scope belongs to the
-/// thread that opened it.
+/// Keeps a vault (and a SQLite database's writer) in scope on this thread until dropped. Not
+/// `Send`: the scope belongs to the thread that opened it.
 pub struct Scope {
     id: u64,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Scope {
-    pub fn enter(vault: &Arc<Vault>) -> Scope {
+    pub fn enter(vault: &Arc<Vault>, writer: Option<&Arc<Writer>>) -> Scope {
         let id = NEXT.with(|n| {
             let id = n.get();
             n.set(id + 1);
             id
         });
-        SCOPES.with(|s| s.borrow_mut().push((id, Arc::clone(vault))));
+        SCOPES.with(|s| {
+            s.borrow_mut()
+                .push((id, Arc::clone(vault), writer.cloned()))
+        });
         Scope {
             id,
             _not_send: std::marker::PhantomData,
@@ -43,7 +51,7 @@ impl Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         // Connections may be released in any order: remove this one's entry wherever it is.
-        SCOPES.with(|s| s.borrow_mut().retain(|(id, _)| *id != self.id));
+        SCOPES.with(|s| s.borrow_mut().retain(|(id, _, _)| *id != self.id));
     }
 }
 
@@ -52,10 +60,15 @@ impl Drop for Scope {
 /// vault would serve both.)
 pub fn vault() -> Result<Arc<Vault>, StoreError> {
     SCOPES
-        .with(|s| s.borrow().last().map(|(_, v)| Arc::clone(v)))
+        .with(|s| s.borrow().last().map(|(_, v, _)| Arc::clone(v)))
         .ok_or_else(|| {
             StoreError::Setup("no data key in scope: use a connection from Database::conn".into())
         })
+}
+
+/// The writer of the innermost connection held on this thread, on SQLite.
+pub fn writer() -> Option<Arc<Writer>> {
+    SCOPES.with(|s| s.borrow().last().and_then(|(_, _, w)| w.clone()))
 }
 
 /// The place a column value is bound to: `table.column:row`.

@@ -17,10 +17,10 @@
 //! second instance on the same file).
 //!
 //! The writer belongs to the [`Database`](super::Database) (one per SQLite file) and is in
-//! scope on a thread while one of that database's pooled connections is held, like the vault
-//! (`fields.rs`), so storage functions that receive a bare connection find it.
+//! scope on a thread while one of that database's pooled connections is held, beside the vault
+//! (`fields::Scope`), so storage functions that receive a bare connection find it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
@@ -52,38 +52,8 @@ impl Writer {
 }
 
 thread_local! {
-    /// The writers of the databases whose connections are held on this thread, innermost last.
-    static WRITERS: RefCell<Vec<(u64, Arc<Writer>)>> = const { RefCell::new(Vec::new()) };
-    static NEXT: Cell<u64> = const { Cell::new(0) };
     /// Whether this thread is inside a writing transaction (a write inside it nests there).
     static WRITING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Keeps a writer in scope on this thread until dropped (held by a pooled connection).
-pub struct WriterScope {
-    id: u64,
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-impl WriterScope {
-    pub fn enter(writer: &Arc<Writer>) -> WriterScope {
-        let id = NEXT.with(|n| {
-            let id = n.get();
-            n.set(id + 1);
-            id
-        });
-        WRITERS.with(|w| w.borrow_mut().push((id, Arc::clone(writer))));
-        WriterScope {
-            id,
-            _not_send: std::marker::PhantomData,
-        }
-    }
-}
-
-impl Drop for WriterScope {
-    fn drop(&mut self) {
-        WRITERS.with(|w| w.borrow_mut().retain(|(id, _)| *id != self.id));
-    }
 }
 
 /// A statement that writes nothing but takes SQLite's write lock: a transaction that begins
@@ -127,7 +97,7 @@ where
             f(c)
         })
     };
-    let Some(writer) = WRITERS.with(|w| w.borrow().last().map(|(_, w)| Arc::clone(w))) else {
+    let Some(writer) = super::fields::writer() else {
         return locked(c);
     };
     let mut conn = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -157,6 +127,9 @@ mod tests {
     use diesel::sql_types::BigInt;
     use diesel::SqliteConnection;
 
+    use crate::auth::vault::Vault;
+    use crate::storage::fields::Scope;
+
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = BigInt)]
@@ -182,11 +155,12 @@ mod tests {
             .unwrap();
         let reopen = path.clone();
         let writer = Writer::new(open(&path), move || Ok(open(&reopen)));
+        let vault = Arc::new(Vault::generate());
         let threads: Vec<_> = (0..8)
             .map(|_| {
-                let (writer, path) = (writer.clone(), path.clone());
+                let (writer, path, vault) = (writer.clone(), path.clone(), vault.clone());
                 std::thread::spawn(move || {
-                    let _scope = WriterScope::enter(&writer);
+                    let _scope = Scope::enter(&vault, Some(&writer));
                     let mut mine = open(&path);
                     for i in 0..50 {
                         // Read, then write what was read plus one: lost updates would show.
@@ -220,7 +194,7 @@ mod tests {
         assert_eq!(n, 320, "eight threads, forty kept increments each");
 
         // A write that panics halfway leaves nothing behind, and the next write commits.
-        let _scope = WriterScope::enter(&writer);
+        let _scope = Scope::enter(&vault, Some(&writer));
         let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
             write::<(), diesel::result::Error, _>(&mut setup, |c| {
                 diesel::sql_query("UPDATE counter SET n = 0").execute(c)?;
