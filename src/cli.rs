@@ -116,6 +116,8 @@ pub enum BenchCommand {
     /// Submissions per second and their latency against a one-insert ceiling; start-up time
     /// and memory.
     Intake(crate::bench::IntakeBenchArgs),
+    /// The clock sweep: requests needing a deadline reminder among 1,000,000 open ones.
+    Sweep(crate::bench::SweepBenchArgs),
     /// The intake benchmark's ceiling server (started by `bench intake`).
     #[command(hide = true)]
     Ceiling(crate::bench::CeilingArgs),
@@ -343,6 +345,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             which: BenchCommand::Intake(args),
         } => {
             crate::bench::intake(args).await?;
+        }
+        Command::Bench {
+            which: BenchCommand::Sweep(args),
+        } => {
+            crate::bench::sweep(args).await?;
         }
         Command::Bench {
             which: BenchCommand::Ceiling(args),

@@ -41,7 +41,7 @@ pub struct ConsoleBenchArgs {
 pub(super) struct Lcg(pub(super) u64);
 
 impl Lcg {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -49,7 +49,7 @@ impl Lcg {
         self.0 >> 33
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -162,6 +162,15 @@ pub(super) fn row(
 /// Fills the table up to `n` generated requests (what is there already is kept). Also used by
 /// the tests of the dashboard's kept figures.
 pub fn seed(db: &Database, n: usize) -> anyhow::Result<usize> {
+    seed_with(db, n, row)
+}
+
+/// One generated request row: its number, the generator, the time of the run.
+pub(super) type MakeRow =
+    fn(usize, &mut Lcg, chrono::DateTime<Utc>) -> Result<RequestRow, StoreError>;
+
+/// Fills the table up to `n` requests made by `make` (what is there already is kept).
+pub(super) fn seed_with(db: &Database, n: usize, make: MakeRow) -> anyhow::Result<usize> {
     let mut conn = db.conn()?;
     let have: i64 = requests::table
         .filter(requests::id.like("bench-%"))
@@ -177,7 +186,7 @@ pub fn seed(db: &Database, n: usize) -> anyhow::Result<usize> {
     for chunk_start in (start..n).step_by(10_000) {
         let end = (chunk_start + 10_000).min(n);
         let rows: Vec<RequestRow> = (chunk_start..end)
-            .map(|i| row(i, &mut rng, now))
+            .map(|i| make(i, &mut rng, now))
             .collect::<Result<_, _>>()?;
         // Multi-row inserts on the backend's own connection (32 columns a row: 500 rows stay
         // under SQLite's limit of bound values).
@@ -410,7 +419,9 @@ pub async fn console(args: ConsoleBenchArgs) -> anyhow::Result<()> {
             t.p50 / floor
         );
     }
-    println!("goal: the queue's and the dashboard's p99 under 100 ms");
+    println!(
+        "goal: the queue's and the dashboard's p99 under 10 ms (issue #9; #6 asked for 100 ms)"
+    );
     if let Some(path) = &args.json {
         let figures: Vec<_> = measured
             .iter()

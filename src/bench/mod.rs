@@ -4,6 +4,7 @@
 //! - `console.rs`: the staff queue and dashboard under 1,000,000 requests;
 //! - `intake.rs`: submissions per second and their latency against one insert per request (the
 //!   ceiling), start-up time and resident memory; `load.rs` is its load generator;
+//! - `sweep.rs`: the clock sweep (reminders needed) among 1,000,000 open requests;
 //! - `package.rs`: a portability package for a subject with 1,000,000 rows, peak memory against
 //!   a subject with 10.
 
@@ -11,7 +12,9 @@ mod console;
 mod intake;
 mod load;
 mod package;
+mod sweep;
 
 pub use console::{console, seed, ConsoleBenchArgs};
 pub use intake::{ceiling, intake, CeilingArgs, IntakeBenchArgs};
 pub use package::{package, PackageBenchArgs};
+pub use sweep::{sweep, SweepBenchArgs};

@@ -269,7 +269,7 @@ fn count_days(
 /// is not over until its last second has passed. When a gap skips it (clocks
 /// jumped forward over midnight, or a whole day as in Samoa on 2011-12-30), the
 /// day ends at the last instant before the jump.
-fn end_of_local_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+pub fn end_of_local_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
     let local = date.and_time(END_OF_DAY);
     match tz.from_local_datetime(&local).latest() {
         Some(t) => t.with_timezone(&Utc),

@@ -23,4 +23,4 @@ pub mod calendar;
 pub mod deadline;
 
 pub use calendar::{CalendarError, CalendarSet, YearCalendar};
-pub use deadline::{due_after, extended_due, ClockWarning, Due, Period};
+pub use deadline::{due_after, end_of_local_day, extended_due, ClockWarning, Due, Period};

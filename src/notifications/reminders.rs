@@ -2,14 +2,14 @@
 //! date, to the assignee or else to the deciders. Safe on several instances: the reminder is
 //! recorded (primary key) in the same transaction as its notification.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
-use crate::clock::CalendarSet;
-use crate::domain::{Message, Recipient};
+use crate::clock::{end_of_local_day, CalendarSet};
+use crate::domain::{Jurisdiction, Locale, Message, Recipient};
 use crate::service::{ServiceError, Services};
-use crate::storage::outbox;
-use crate::storage::rows::StoredRequest;
+use crate::storage::reminders::DueRow;
+use crate::storage::{from_db_time, outbox};
 use crate::storage::{reminders, StoreError};
 
 /// Working days after `today` up to and including `due` (0 when due today or past).
@@ -27,37 +27,115 @@ pub fn working_days_left(
         .count() as u32
 }
 
+/// The last local day that counts as "due within `days` working days" from `today`: the day
+/// before the `days + 1`-th working day after today. A due date on or before it has at most
+/// `days` working days left ([`working_days_left`]); one after it has more.
+pub fn last_day_due_soon(
+    calendars: &CalendarSet,
+    region: &str,
+    today: NaiveDate,
+    days: u32,
+) -> NaiveDate {
+    let mut working = 0;
+    let mut day = today;
+    while let Some(next) = day.succ_opt() {
+        if calendars.is_working_day(region, next).0 {
+            working += 1;
+            if working > days {
+                return day;
+            }
+        }
+        day = next;
+    }
+    day
+}
+
+/// For each jurisdiction, the last instant that counts as "due within `days` working days":
+/// the end of [`last_day_due_soon`] in its time zone.
+pub fn due_soon_cutoffs(
+    services: &Services,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Vec<(Jurisdiction, DateTime<Utc>)> {
+    Jurisdiction::ALL
+        .iter()
+        .map(|j| {
+            let rules = services.policy().rules(*j);
+            let today = now.with_timezone(&rules.time_zone).date_naive();
+            let last = last_day_due_soon(services.calendars(), &rules.calendar_region, today, days);
+            (*j, end_of_local_day(last, rules.time_zone))
+        })
+        .collect()
+}
+
+/// A reminder a request needs now.
+#[derive(Debug, Clone)]
+pub struct Needed {
+    pub request: DueRow,
+    pub message: Message,
+    /// Working days left to the due date (0 when overdue).
+    pub left: u32,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The open requests that need a reminder now, soonest due first (at most `limit`): overdue
+/// ones, and those due within `days` working days in their jurisdiction's calendar, leaving
+/// out those already reminded for their due date. One read of an index range (the clock
+/// sweep; `rightsflow bench sweep` times it among 1,000,000 open requests).
+pub fn find_needed(
+    services: &Services,
+    days: u32,
+    now: DateTime<Utc>,
+    limit: Option<i64>,
+) -> Result<Vec<Needed>, ServiceError> {
+    let cutoffs = due_soon_cutoffs(services, days, now);
+    let named: Vec<(&str, DateTime<Utc>)> = cutoffs.iter().map(|(j, t)| (j.as_str(), *t)).collect();
+    let rows = reminders::open_due_unreminded(&mut *services.db().conn()?, &named, now, limit)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|request| {
+            let due_at = from_db_time(request.due_at?);
+            if due_at < now {
+                return Some(Needed {
+                    request,
+                    message: Message::Overdue,
+                    left: 0,
+                    due_at,
+                });
+            }
+            let rules = services
+                .policy()
+                .rules(request.jurisdiction.parse::<Jurisdiction>().ok()?);
+            let today = now.with_timezone(&rules.time_zone).date_naive();
+            let left = working_days_left(
+                services.calendars(),
+                &rules.calendar_region,
+                today,
+                request.due_date?,
+            );
+            // The query chose by the cutoff; this is the same rule counted day by day.
+            (left <= days).then_some(Needed {
+                request,
+                message: Message::DueSoon,
+                left,
+                due_at,
+            })
+        })
+        .collect())
+}
+
+/// How many reminders one run queues at most; the next run takes the rest.
+const PER_RUN: i64 = 1000;
+
 /// Sends the reminders due now. Returns how many were queued.
 pub fn send_due_reminders(
     services: &Services,
     days: u32,
     now: DateTime<Utc>,
 ) -> Result<usize, ServiceError> {
-    // N working days never span more than 3N + 14 calendar days (weekends, Golden Weeks).
-    let horizon = now + Duration::days(i64::from(days) * 3 + 14);
-    let open = reminders::open_due_before(&mut *services.db().conn()?, horizon, 1000)?;
     let mut sent = 0;
-    for request in open {
-        let Some(due) = &request.state.due else {
-            continue;
-        };
-        let rules = services.policy().rules(request.state.jurisdiction);
-        let today = now.with_timezone(&rules.time_zone).date_naive();
-        let (kind, left) = if due.ends_at < now {
-            (Message::Overdue, 0)
-        } else {
-            let left = working_days_left(
-                services.calendars(),
-                &rules.calendar_region,
-                today,
-                due.date,
-            );
-            if left > days {
-                continue;
-            }
-            (Message::DueSoon, left)
-        };
-        if queue(services, &request, kind, left, now)? {
+    for needed in find_needed(services, days, now, Some(PER_RUN))? {
+        if queue(services, &needed, now)? {
             sent += 1;
         }
     }
@@ -67,25 +145,18 @@ pub fn send_due_reminders(
     Ok(sent)
 }
 
-fn queue(
-    services: &Services,
-    request: &StoredRequest,
-    kind: Message,
-    left: u32,
-    now: DateTime<Utc>,
-) -> Result<bool, ServiceError> {
-    let Some(due) = &request.state.due else {
-        return Ok(false);
-    };
-    let to = match &request.state.assignee {
+fn queue(services: &Services, needed: &Needed, now: DateTime<Utc>) -> Result<bool, ServiceError> {
+    let request = &needed.request;
+    let to = match &request.assignee_id {
         Some(id) => Recipient::Staff(id.clone()),
         None => Recipient::Reviewers,
     };
-    let extra = json!({ "working_days_left": left });
-    let row = outbox::notify_row(&request.id, None, &to, kind, request.locale, extra, now);
+    let locale = request.locale.parse::<Locale>().unwrap_or_default();
+    let extra = json!({ "working_days_left": needed.left });
+    let row = outbox::notify_row(&request.id, None, &to, needed.message, locale, extra, now);
     let mut conn = services.db().conn()?;
     let result = crate::storage::db::write::<_, StoreError, _>(&mut conn, |c| {
-        if !reminders::record(c, &request.id, kind.as_str(), due.ends_at, now)? {
+        if !reminders::record(c, &request.id, needed.message.as_str(), needed.due_at, now)? {
             // Sent before: roll back (nothing was written) and say so.
             return Err(StoreError::Duplicate("reminder"));
         }
@@ -157,6 +228,32 @@ pub fn remind_assignee(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
+
+    #[test]
+    fn the_last_day_due_soon_is_where_working_days_left_passes_days() {
+        let cals = CalendarSet::builtin();
+        // Every day of 2026 (Spring Festival, Golden Week and their make-up Saturdays in the cn
+        // calendar) as today, every due date up to 40 days on, 0 to 6 working days.
+        for region in ["cn", "eu"] {
+            let mut today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+            while today.year() == 2026 {
+                for days in 0..=6 {
+                    let last = last_day_due_soon(&cals, region, today, days);
+                    for ahead in 0..40 {
+                        let due = today + chrono::Days::new(ahead);
+                        let left = working_days_left(&cals, region, today, due);
+                        assert_eq!(
+                            due <= last,
+                            left <= days,
+                            "{region} today {today} due {due} days {days} last {last}"
+                        );
+                    }
+                }
+                today = today.succ_opt().unwrap();
+            }
+        }
+    }
 
     #[test]
     fn working_days_left_skip_weekends_and_holidays() {

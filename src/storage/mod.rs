@@ -21,6 +21,7 @@ pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod staff;
+pub mod tallies;
 pub mod tasks;
 pub mod verification;
 pub mod write_gate;

@@ -2,22 +2,21 @@
 //! timestamps the medians and the weekly chart need.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::count_star;
 use diesel::prelude::*;
 
 use super::requests::open_condition;
 use super::schema::requests;
 use super::{to_db_time, DbConnection, StoreError};
 
-/// Open requests counted by (status, kind).
+/// Open requests counted by (status, kind), from the kept tallies.
 pub fn open_by_status_and_kind(
     conn: &mut DbConnection,
 ) -> Result<Vec<(String, String, i64)>, StoreError> {
-    Ok(requests::table
-        .filter(open_condition())
-        .group_by((requests::status, requests::kind))
-        .select((requests::status, requests::kind, count_star()))
-        .load(conn)?)
+    let mut counts = std::collections::BTreeMap::<(String, String), i64>::new();
+    for t in super::tallies::open(conn)? {
+        *counts.entry((t.status, t.kind)).or_default() += t.n;
+    }
+    Ok(counts.into_iter().map(|((s, k), n)| (s, k, n)).collect())
 }
 
 /// Open requests due in `[from, to)`, or before `to` when `from` is None (overdue).

@@ -275,8 +275,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    request_tallies (status, kind, dated, shard) {
+        status -> Text,
+        kind -> Text,
+        dated -> SmallInt,
+        shard -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     anonymised_requests,
+    request_tallies,
     audit_log,
     job_ticks,
     subject_lookups,

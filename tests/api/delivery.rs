@@ -376,21 +376,14 @@ async fn reminders_go_once_to_the_assignee_or_the_deciders(backend: Backend) {
     })
     .await
     .unwrap();
-    // The overdue one needs nothing more: it no longer takes a place in the job's scan.
-    let (overdue_id, soon_id) = (ids[1].clone(), ids[0].clone());
-    let scanned = with_db(&app, |c| {
-        let horizon = Utc::now() + chrono::Duration::days(30);
-        rightsflow::storage::reminders::open_due_before(c, horizon, 1000)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect::<Vec<_>>()
+    // Once reminded, neither the overdue ones nor the due-soon ones are found by the next sweep.
+    let services = app.services.clone();
+    let still = tokio::task::spawn_blocking(move || {
+        rightsflow::notifications::reminders::find_needed(&services, 3, now(), None).unwrap()
     })
-    .await;
-    assert!(
-        !scanned.contains(&overdue_id) && scanned.contains(&soon_id),
-        "{scanned:?}"
-    );
+    .await
+    .unwrap();
+    assert!(still.is_empty(), "{still:?}");
     // Due tomorrow (unassigned), overdue (unassigned), due tomorrow (assigned); the fourth is far off.
     assert_eq!((first, second), (3, 0), "each reminder once");
     let mut references = Vec::new();
@@ -440,4 +433,78 @@ async fn reminders_go_once_sqlite() {
 #[tokio::test]
 async fn reminders_go_once_postgres() {
     reminders_go_once_to_the_assignee_or_the_deciders(Backend::Postgres).await;
+}
+
+/// The clock sweep finds exactly the requests the calendar says need a reminder: overdue, or
+/// due within N working days counted day by day in their jurisdiction's calendar.
+async fn the_sweep_finds_what_the_calendar_says(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return skip("delivery::sweep");
+    };
+    let admin = app.admin_token().await;
+    // us-ca is due 45 days after receipt, eu one month after: receipts up to 50 days ago put
+    // due dates from five days ago to 45 days on, a few every day.
+    for days_ago in 0..=50 {
+        for jurisdiction in ["us-ca", "eu"] {
+            let body = json!({ "kind": "access", "jurisdiction": jurisdiction, "channel": "email",
+                "received_at": (Utc::now() - chrono::Duration::days(days_ago)).to_rfc3339(),
+                "subject": { "email": "s@example.com" }, "details": { "categories": ["orders"] } });
+            let res = app
+                .post_json("/api/v1/staff/requests", &body, Some(&admin))
+                .await;
+            assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+        }
+    }
+    let services = app.services.clone();
+    tokio::task::spawn_blocking(move || {
+        use rightsflow::domain::Message;
+        use rightsflow::notifications::reminders::{find_needed, working_days_left};
+        let at = now();
+        let filter = rightsflow::storage::requests::ListFilter {
+            open_only: true,
+            limit: 1000,
+            ..Default::default()
+        };
+        let (open, _) = rightsflow::service::requests::list(&services, &filter).unwrap();
+        for days in [0, 3, 10] {
+            let found: std::collections::BTreeMap<String, (Message, u32)> =
+                find_needed(&services, days, at, None)
+                    .unwrap()
+                    .into_iter()
+                    .map(|n| (n.request.id, (n.message, n.left)))
+                    .collect();
+            let counted: std::collections::BTreeMap<String, (Message, u32)> = open
+                .iter()
+                .filter_map(|r| {
+                    let due = r.state.due.as_ref()?;
+                    if due.ends_at < at {
+                        return Some((r.id.clone(), (Message::Overdue, 0)));
+                    }
+                    let rules = services.policy().rules(r.state.jurisdiction);
+                    let today = at.with_timezone(&rules.time_zone).date_naive();
+                    let left = working_days_left(
+                        services.calendars(),
+                        &rules.calendar_region,
+                        today,
+                        due.date,
+                    );
+                    (left <= days).then(|| (r.id.clone(), (Message::DueSoon, left)))
+                })
+                .collect();
+            assert!(counted.len() > 5, "the data covers the case ({days} days)");
+            assert_eq!(found, counted, "{days} working days");
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_sweep_finds_what_the_calendar_says_sqlite() {
+    the_sweep_finds_what_the_calendar_says(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_sweep_finds_what_the_calendar_says_postgres() {
+    the_sweep_finds_what_the_calendar_says(Backend::Postgres).await;
 }

@@ -327,6 +327,16 @@ impl TestApp {
         )
     }
 
+    /// The request tallies the triggers keep (status, kind, dated) equal a count of the
+    /// requests themselves.
+    pub fn assert_tallies_true(&self) {
+        use rightsflow::storage::tallies;
+        let mut conn = self.services.db().conn().unwrap();
+        let kept = tallies::all(&mut conn).unwrap();
+        assert!(!kept.is_empty(), "no tallies kept");
+        assert_eq!(kept, tallies::counted(&mut conn).unwrap());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -122,6 +122,8 @@ async fn every_kind_reaches_completed(app: TestApp) {
             .unwrap();
         assert_eq!(last["message"], said);
     }
+    // Every change above moved the kept counts as a count of the rows does.
+    app.assert_tallies_true();
 }
 on_both_backends!(every_kind_reaches_completed);
 
@@ -178,6 +180,8 @@ async fn rejection_carries_a_reason_the_subject_sees(app: TestApp) {
         last["message"],
         "我们的系统中没有与您的联系方式相符的账户。"
     );
+    // Every change above moved the kept counts as a count of the rows does.
+    app.assert_tallies_true();
 }
 on_both_backends!(rejection_carries_a_reason_the_subject_sees);
 
@@ -225,6 +229,8 @@ async fn the_subject_can_withdraw_and_nothing_else_happens_after(app: TestApp) {
         )
         .await;
     assert_eq!(noted["status"]["code"], "withdrawn");
+    // Every change above moved the kept counts as a count of the rows does.
+    app.assert_tallies_true();
 }
 on_both_backends!(the_subject_can_withdraw_and_nothing_else_happens_after);
 
@@ -296,6 +302,8 @@ async fn unverified_requests_expire_after_the_window(app: TestApp) {
     );
     let fresh_now = app.staff_get(&admin, fresh["id"].as_str().unwrap()).await;
     assert_eq!(fresh_now["status"]["code"], "awaiting_verification");
+    // Every change above moved the kept counts as a count of the rows does.
+    app.assert_tallies_true();
 }
 on_both_backends!(unverified_requests_expire_after_the_window);
 
@@ -458,6 +466,8 @@ async fn questions_and_replies_go_back_and_forth(app: TestApp) {
         .unwrap()
         .iter()
         .all(|e| e["event"] != "assign"));
+    // Every change above moved the kept counts as a count of the rows does.
+    app.assert_tallies_true();
 }
 on_both_backends!(questions_and_replies_go_back_and_forth);
 

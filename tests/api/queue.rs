@@ -124,5 +124,7 @@ async fn the_queue_filters_sorts_and_pages(app: TestApp) {
             "{bad}"
         );
     }
+    // Every change above moved the kept counts as a count of the rows does.
+    app.assert_tallies_true();
 }
 on_both_backends!(the_queue_filters_sorts_and_pages);
