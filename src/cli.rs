@@ -118,6 +118,8 @@ pub enum BenchCommand {
     Intake(crate::bench::IntakeBenchArgs),
     /// The clock sweep: requests needing a deadline reminder among 1,000,000 open ones.
     Sweep(crate::bench::SweepBenchArgs),
+    /// The outbox worker's deliveries per second to an SMTP sink on loopback.
+    Outbox(crate::bench::OutboxBenchArgs),
     /// The intake benchmark's ceiling server (started by `bench intake`).
     #[command(hide = true)]
     Ceiling(crate::bench::CeilingArgs),
@@ -156,8 +158,13 @@ pub struct DeadlineArgs {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let mut config = Config::load(cli.config.as_deref())?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Serve | Command::Worker) {
+        // Maintenance (migrate, audit, keys, bench) may read whole tables: no statement timeout.
+        config.database_statement_timeout_seconds = 0;
+    }
+    match command {
         Command::Serve => {
             crate::telemetry::init(config.log_format);
             let app = Application::build(config).await?;
@@ -345,6 +352,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             which: BenchCommand::Intake(args),
         } => {
             crate::bench::intake(args).await?;
+        }
+        Command::Bench {
+            which: BenchCommand::Outbox(args),
+        } => {
+            crate::bench::outbox(args).await?;
         }
         Command::Bench {
             which: BenchCommand::Sweep(args),

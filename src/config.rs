@@ -139,6 +139,13 @@ pub struct Config {
     /// `<data_dir>/rightsflow.db`.
     pub database_url: Option<String>,
     pub database_pool_size: u32,
+    /// PostgreSQL: a statement running longer than this is cancelled (0: no limit), in
+    /// `serve` and `worker`; maintenance commands (migrate, audit, keys, bench) run without
+    /// one. SQLite has no statement timeout.
+    pub database_statement_timeout_seconds: u64,
+    /// PostgreSQL: a read replica (hot standby) for the console's reports (the dashboard and
+    /// the queue's CSV export). Unset: they read the primary.
+    pub database_replica_url: Option<String>,
     pub listen: String,
     /// HS256 key for staff tokens; generated and kept in the data folder when unset.
     pub jwt_secret: Option<Secret>,
@@ -340,6 +347,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             database_pool_size: 8,
+            database_statement_timeout_seconds: 30,
+            database_replica_url: None,
             listen: "127.0.0.1:8080".into(),
             jwt_secret: None,
             data_key: None,
@@ -517,6 +526,17 @@ impl Config {
         }
         if let Some(v) = get("RIGHTSFLOW_SMS_SECRET") {
             self.sms_secret = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_DATABASE_REPLICA_URL") {
+            self.database_replica_url = Some(v);
+        }
+        if let Some(v) = get("RIGHTSFLOW_DATABASE_STATEMENT_TIMEOUT_SECONDS") {
+            self.database_statement_timeout_seconds = v.parse().map_err(|_| {
+                env_error(
+                    "RIGHTSFLOW_DATABASE_STATEMENT_TIMEOUT_SECONDS",
+                    "expected a whole number of seconds",
+                )
+            })?;
         }
         if let Some(v) = get("RIGHTSFLOW_DATABASE_POOL_SIZE") {
             self.database_pool_size = v.parse().map_err(|_| {

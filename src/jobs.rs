@@ -88,6 +88,9 @@ pub async fn expiry_loop(
         tokio::task::spawn_blocking(move || {
             let expired = requests::expire_unverified(&s, now())?;
             let purged = results::purge_expired(&s, now())?;
+            // Shared rate-limit windows older than ten minutes count for nothing any more.
+            let stale = now().timestamp() - 600;
+            crate::storage::rate_windows::forget_before(&mut *s.db().conn()?, stale)?;
             Ok(expired + purged + retention::run(&s, retention_days, now())?)
         })
     })

@@ -17,7 +17,7 @@ use crate::clock::CalendarSet;
 use crate::config::Config;
 use crate::notifications::{Notifier, Shutdown, Worker};
 use crate::service::{now, staff, Services};
-use crate::storage::Database;
+use crate::storage::{Backend, Database};
 use crate::telemetry::{request_id_header, PrivacyRootSpan};
 use crate::web::error::localize_errors;
 use crate::{jobs, web as api};
@@ -51,9 +51,10 @@ pub fn load_calendars(config: &Config) -> Result<CalendarSet, StartupError> {
 
 /// Opens the database and brings its schema up to date.
 pub fn open_database(config: &Config) -> Result<Database, StartupError> {
-    let db = Database::connect(
+    let db = Database::connect_with(
         &config.database_url(),
         config.database_pool_size,
+        config.database_statement_timeout_seconds,
         Arc::new(vault(config)?),
     )?;
     let applied = db.migrate()?;
@@ -184,8 +185,31 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
         consents: config.consents.clone(),
         restriction_notice_days: config.fulfilment.restriction_notice_days,
     };
+    let replica = match &config.database_replica_url {
+        Some(url) => {
+            if Backend::from_url(url) != Backend::Postgres || db.backend() != Backend::Postgres {
+                return Err(StartupError::Config(
+                    "database_replica_url: a replica is for a PostgreSQL database, and must be one"
+                        .into(),
+                ));
+            }
+            // Same keys (it holds the same sealed rows); never migrated (a standby is
+            // read-only: it follows the primary's schema).
+            Some(
+                Database::connect_with(
+                    url,
+                    config.database_pool_size,
+                    config.database_statement_timeout_seconds,
+                    db.vault().clone(),
+                )
+                .map_err(|e| StartupError::Config(format!("database_replica_url: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let services = Services::new(
         db,
+        replica,
         config.policy.clone(),
         calendars,
         tokens,
@@ -341,7 +365,7 @@ impl Application {
             .port();
         let data = web::Data::new(services.clone());
         let notifier_data = web::Data::new(notifier.clone());
-        let limits = web::Data::new(crate::web::limits::Limits::new(&config.rate_limits));
+        let limits = web::Data::new(crate::web::limits::Limits::new(&config.rate_limits, services.db().clone()));
         let body_limit = config.body_limit;
         let server = HttpServer::new(move || {
             App::new()

@@ -135,6 +135,12 @@ impl Vault {
         self.mac(format!("anchor:{body}").as_bytes())
     }
 
+    /// Keyed HMAC-SHA256 (hex) of what a rate limit counts by (a client address, a request
+    /// reference), so the shared counters hold neither. Its own prefix, as above.
+    pub fn rate_key(&self, limiter: &str, key: &str) -> String {
+        self.mac(format!("rate:{limiter}:{key}").as_bytes())
+    }
+
     fn mac(&self, bytes: &[u8]) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.index) else {
             unreachable!("HMAC takes keys of any length")

@@ -28,6 +28,8 @@ pub struct Services {
 
 struct Inner {
     db: Database,
+    /// A read replica for the console's reports, when configured.
+    replica: Option<Database>,
     policy: Policy,
     calendars: CalendarSet,
     tokens: TokenKeys,
@@ -58,6 +60,7 @@ pub struct IdentitySettings {
 impl Services {
     pub fn new(
         db: Database,
+        replica: Option<Database>,
         policy: Policy,
         calendars: CalendarSet,
         tokens: TokenKeys,
@@ -77,6 +80,7 @@ impl Services {
         Services {
             inner: Arc::new(Inner {
                 db,
+                replica,
                 policy,
                 calendars,
                 tokens,
@@ -124,6 +128,15 @@ impl Services {
 
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// Where the console's reports read: the replica when one is configured, else the
+    /// primary; with it, the primary for what a report keeps (`None` when both are one).
+    pub fn reports_db(&self) -> (&Database, Option<&Database>) {
+        match &self.inner.replica {
+            Some(replica) => (replica, Some(&self.inner.db)),
+            None => (&self.inner.db, None),
+        }
     }
 
     pub fn policy(&self) -> &Policy {

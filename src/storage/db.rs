@@ -102,6 +102,8 @@ use super::write_gate::Writer;
 pub struct Manager {
     url: String,
     backend: Backend,
+    /// PostgreSQL's `statement_timeout` for every connection, in milliseconds (0: none).
+    statement_timeout_ms: u64,
 }
 
 impl ManageConnection for Manager {
@@ -117,9 +119,18 @@ impl ManageConnection for Manager {
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Backend::Postgres => PgConnection::establish(&self.url)
-                .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                let mut conn =
+                    PgConnection::establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
+                if self.statement_timeout_ms > 0 {
+                    conn.batch_execute(&format!(
+                        "SET statement_timeout = {}",
+                        self.statement_timeout_ms
+                    ))
+                    .map_err(r2d2::Error::QueryError)?;
+                }
+                Ok(DbConnection::Postgres(conn))
+            }
         }
     }
 
@@ -168,6 +179,7 @@ impl std::ops::DerefMut for Conn {
 pub struct Database {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    statement_timeout_ms: u64,
     vault: Arc<Vault>,
     /// SQLite: the connection every writing transaction of this process runs on
     /// (`write_gate`).
@@ -175,8 +187,20 @@ pub struct Database {
 }
 
 impl Database {
-    /// `vault`: the keys personal data in this database is sealed under.
+    /// `vault`: the keys personal data in this database is sealed under. No statement timeout.
     pub fn connect(url: &str, pool_size: u32, vault: Arc<Vault>) -> Result<Database, StoreError> {
+        Database::connect_with(url, pool_size, 0, vault)
+    }
+
+    /// As [`Database::connect`], with PostgreSQL cancelling statements that run longer than
+    /// `statement_timeout_seconds` (0: no limit; SQLite has none).
+    pub fn connect_with(
+        url: &str,
+        pool_size: u32,
+        statement_timeout_seconds: u64,
+        vault: Arc<Vault>,
+    ) -> Result<Database, StoreError> {
+        let statement_timeout_ms = statement_timeout_seconds.saturating_mul(1000);
         let backend = Backend::from_url(url);
         if backend == Backend::Sqlite {
             if let Some(dir) = Path::new(sqlite_path(url))
@@ -196,6 +220,7 @@ impl Database {
         let manager = Manager {
             url: url.to_owned(),
             backend,
+            statement_timeout_ms,
         };
         // SQLite: one more connection, made as the pool makes its own, for every write.
         let writer_conn =
@@ -220,6 +245,7 @@ impl Database {
                 let again = Manager {
                     url: url.to_owned(),
                     backend,
+                    statement_timeout_ms,
                 };
                 let writer = Writer::new(conn, move || again.connect().map_err(|e| e.to_string()));
                 checkpoints(url, &writer)?;
@@ -230,6 +256,7 @@ impl Database {
         Ok(Database {
             pool,
             backend,
+            statement_timeout_ms,
             vault,
             writer,
         })
@@ -278,12 +305,19 @@ impl Database {
                 Ok(applied)
             }
             DbConnection::Postgres(c) => {
+                // A migration may rewrite a large table: no statement timeout for it.
+                c.batch_execute("SET statement_timeout = 0")?;
                 c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
                 let result = c
                     .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map(|v| v.len())
                     .map_err(failed);
                 c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+                // The connection goes back to the pool with the timeout it came with.
+                c.batch_execute(&format!(
+                    "SET statement_timeout = {}",
+                    self.statement_timeout_ms
+                ))?;
                 result
             }
         }

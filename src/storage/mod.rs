@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod rekey;
 pub mod reminders;
 pub mod report_days;
+pub mod rate_windows;
 pub mod reports;
 pub mod requests;
 pub mod results;

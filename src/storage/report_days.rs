@@ -15,7 +15,7 @@ use diesel::prelude::*;
 
 use super::reports::{self, AnsweredBucket};
 use super::schema::{report_answered_days, report_received_days};
-use super::{DbConnection, StoreError};
+use super::{Database, DbConnection, StoreError};
 
 /// How long after its end a day is taken as final.
 const GRACE: Duration = Duration::hours(1);
@@ -67,11 +67,24 @@ fn days_in(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<NaiveDate> {
     days
 }
 
-fn insert_ignoring_duplicates<F>(conn: &mut DbConnection, insert: F) -> Result<(), StoreError>
+/// Keeps a counted day: on `conn`, or on `keep_on` when `conn` reads a replica (which refuses
+/// writes; the row reaches the replica as every other write does).
+fn insert_ignoring_duplicates<F>(
+    conn: &mut DbConnection,
+    keep_on: Option<&Database>,
+    insert: F,
+) -> Result<(), StoreError>
 where
     F: FnOnce(&mut DbConnection) -> QueryResult<usize>,
 {
-    match insert(conn) {
+    let inserted = match keep_on {
+        Some(primary) => {
+            let mut on_primary = primary.conn()?;
+            insert(&mut on_primary)
+        }
+        None => insert(conn),
+    };
+    match inserted {
         Ok(_) => Ok(()),
         // Another instance counted the same day first: its row is as good as ours.
         Err(diesel::result::Error::DatabaseError(
@@ -86,6 +99,7 @@ where
 /// their rows (made now where missing), the rest counted live.
 pub fn answered(
     conn: &mut DbConnection,
+    keep_on: Option<&Database>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -123,7 +137,7 @@ pub fn answered(
                     report_answered_days::day.eq(key.clone()),
                     report_answered_days::buckets.eq(text.clone()),
                 );
-                insert_ignoring_duplicates(conn, |c| {
+                insert_ignoring_duplicates(conn, keep_on, |c| {
                     diesel::insert_into(report_answered_days::table)
                         .values(row)
                         .execute(c)
@@ -185,6 +199,7 @@ fn merge(mut buckets: Vec<AnsweredBucket>) -> Vec<AnsweredBucket> {
 /// missing), the rest counted live.
 pub fn received(
     conn: &mut DbConnection,
+    keep_on: Option<&Database>,
     windows: &[(DateTime<Utc>, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> Result<Vec<i64>, StoreError> {
@@ -196,7 +211,7 @@ pub fn received(
         return Ok(vec![]);
     };
     let days: Vec<NaiveDate> = days_in(first, last.min(fin));
-    let hours = hourly(conn, &days)?;
+    let hours = hourly(conn, keep_on, &days)?;
     windows
         .iter()
         .map(|(from, to)| {
@@ -223,6 +238,7 @@ pub fn received(
 /// The 24 hourly counts of each final day, made where missing.
 fn hourly(
     conn: &mut DbConnection,
+    keep_on: Option<&Database>,
     days: &[NaiveDate],
 ) -> Result<Vec<(NaiveDate, [i64; 24])>, StoreError> {
     let keys: Vec<String> = days.iter().map(NaiveDate::to_string).collect();
@@ -255,7 +271,7 @@ fn hourly(
                 report_received_days::day.eq(day.to_string()),
                 report_received_days::hours.eq(text),
             );
-            insert_ignoring_duplicates(conn, |c| {
+            insert_ignoring_duplicates(conn, keep_on, |c| {
                 diesel::insert_into(report_received_days::table)
                     .values(row)
                     .execute(c)

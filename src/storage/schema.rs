@@ -285,8 +285,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_windows (limiter, key_digest, window_start) {
+        limiter -> Text,
+        key_digest -> Text,
+        window_start -> BigInt,
+        hits -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     anonymised_requests,
+    rate_windows,
     request_tallies,
     audit_log,
     job_ticks,

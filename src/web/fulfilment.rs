@@ -43,7 +43,7 @@ async fn callback(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    super::limits::check(&limits.callbacks, &super::limits::client(&req))?;
+    super::limits::check(&limits.callbacks, &super::limits::client(&req)).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| {
         ApiError::invalid(
             "invalid_answer",

@@ -2,9 +2,10 @@
 //! per-address budget ([`limit_every_request`]: the portal's pages, the consent API, the
 //! console, the API); the routes that cost or guess more have tighter ones of their own:
 //! submission, code checks, code resends, staff sign-in, fulfilment callbacks. Fixed one-minute
-//! windows per key (client address, or request reference), kept in this process's memory:
-//! several instances each count on their own (shared counters are for the scale-out work,
-//! issue #9).
+//! windows per key (client address, or request reference). The limits against guessing (codes,
+//! resends, sign-in) count in the database (`storage::rate_windows`), shared by every instance;
+//! the broad budget, submissions and callbacks count in this process's memory (several
+//! instances each count those on their own; docs/OPERATIONS.md).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +18,7 @@ use actix_web::{web, HttpRequest};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::storage::Database;
 
 /// Requests allowed per minute, per key.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +62,9 @@ const SWEEP_AT: usize = 10_000;
 pub struct Limiter {
     per_window: u32,
     windows: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Counted in the database instead, shared by every instance on it (the limits that guard
+    /// against guessing): the limiter's name there and the database.
+    shared: Option<(&'static str, Database)>,
 }
 
 impl Limiter {
@@ -67,7 +72,32 @@ impl Limiter {
         Limiter {
             per_window: per_minute.max(1),
             windows: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// A limiter whose counts live in the database (`rate_windows`), so that N instances behind
+    /// a balancer allow a key `per_minute` in all, not N times as many.
+    pub fn shared(per_minute: u32, name: &'static str, db: Database) -> Limiter {
+        Limiter {
+            shared: Some((name, db)),
+            ..Limiter::new(per_minute)
+        }
+    }
+
+    /// Counts one hit in the database's current one-minute window (aligned to the clock, the
+    /// same on every instance); `Err(seconds)` when over the limit. Blocking.
+    fn hit_shared(name: &str, db: &Database, per_window: u32, key: &str) -> Result<Result<(), u64>, crate::storage::StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let window = WINDOW.as_secs() as i64;
+        let start = now - now.rem_euclid(window);
+        let digest = db.vault().rate_key(name, key);
+        let hits = crate::storage::rate_windows::hit(&mut *db.conn()?, name, &digest, start)?;
+        Ok(if hits > i64::from(per_window) {
+            Err((start + window - now).max(1) as u64)
+        } else {
+            Ok(())
+        })
     }
 
     /// Counts one request for `key`; `Err(seconds)` when over the limit.
@@ -107,14 +137,22 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(cfg: &RateLimitConfig) -> Limits {
+    /// The limits that guard against guessing (codes per request and per address, code
+    /// resends, staff sign-in) count in `db`, shared by every instance on it; the broad and
+    /// the costly-route budgets count in this process (a database write on every request
+    /// would cost more than what they protect).
+    pub fn new(cfg: &RateLimitConfig, db: Database) -> Limits {
         Limits {
             requests: Limiter::new(cfg.requests_per_ip),
             submissions: Limiter::new(cfg.submissions_per_ip),
-            code_checks_ip: Limiter::new(cfg.code_checks_per_ip),
-            code_checks_reference: Limiter::new(cfg.code_checks_per_reference),
-            resends: Limiter::new(cfg.resends_per_ip),
-            staff_logins: Limiter::new(cfg.staff_logins_per_ip),
+            code_checks_ip: Limiter::shared(cfg.code_checks_per_ip, "code_checks_ip", db.clone()),
+            code_checks_reference: Limiter::shared(
+                cfg.code_checks_per_reference,
+                "code_checks_reference",
+                db.clone(),
+            ),
+            resends: Limiter::shared(cfg.resends_per_ip, "resends_ip", db.clone()),
+            staff_logins: Limiter::shared(cfg.staff_logins_per_ip, "staff_logins_ip", db),
             callbacks: Limiter::new(cfg.callbacks_per_ip),
         }
     }
@@ -128,8 +166,27 @@ pub fn client(req: &HttpRequest) -> String {
 }
 
 /// Applies `limiter` to `key`, answering 429 `rate_limited` with `Retry-After` when over.
-pub fn check(limiter: &Limiter, key: &str) -> Result<(), ApiError> {
-    limiter.hit(key).map_err(|retry_after| {
+pub async fn check(limiter: &Limiter, key: &str) -> Result<(), ApiError> {
+    let outcome = match &limiter.shared {
+        None => limiter.hit(key),
+        Some((name, db)) => {
+            let (name, db, per_window, owned) = (*name, db.clone(), limiter.per_window, key.to_owned());
+            match web::block(move || Limiter::hit_shared(name, &db, per_window, &owned)).await {
+                Ok(Ok(outcome)) => outcome,
+                // The database did not answer: this process still counts on its own, so a
+                // guesser is limited per instance rather than not at all.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, limiter = name, "shared rate limit unavailable; counting in this process");
+                    limiter.hit(key)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, limiter = name, "shared rate limit unavailable; counting in this process");
+                    limiter.hit(key)
+                }
+            }
+        }
+    };
+    outcome.map_err(|retry_after| {
         tracing::warn!(retry_after, "rate limit reached");
         ApiError::new(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,
@@ -156,7 +213,7 @@ pub async fn limit_every_request(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if !uncounted(req.path()) {
         if let Some(limits) = req.app_data::<web::Data<Limits>>() {
-            if let Err(e) = check(&limits.requests, &client(req.request())) {
+            if let Err(e) = check(&limits.requests, &client(req.request())).await {
                 if req.path().starts_with("/api/") {
                     return Err(e.into());
                 }

@@ -40,7 +40,7 @@ async fn submit(
     body: web::Json<SubmitBody>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
-    limits::check(&limits.submissions, &limits::client(&req))?;
+    limits::check(&limits.submissions, &limits::client(&req)).await?;
     let body = body.into_inner();
     if body.received_at.is_some() || body.channel.is_some() {
         return Err(ApiError::invalid(
@@ -120,8 +120,8 @@ async fn verify_code(
     body: web::Json<CodeBody>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
-    limits::check(&limits.code_checks_ip, &limits::client(&req))?;
-    limits::check(&limits.code_checks_reference, &path.to_ascii_uppercase())?;
+    limits::check(&limits.code_checks_ip, &limits::client(&req)).await?;
+    limits::check(&limits.code_checks_reference, &path.to_ascii_uppercase()).await?;
     // An ill-formed reference is answered like a wrong code, so nothing can be probed.
     let reference = Reference::parse(&path).map_err(|_| {
         ApiError::from(ServiceError::WrongCode {
@@ -147,7 +147,7 @@ async fn resend_code(
     limits: web::Data<Limits>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    limits::check(&limits.resends, &limits::client(&req))?;
+    limits::check(&limits.resends, &limits::client(&req)).await?;
     let services = s.clone();
     let wait = s.verification().resend_seconds;
     if let Ok(reference) = Reference::parse(&path) {
@@ -178,7 +178,7 @@ async fn magic_link(
     body: web::Json<LinkBody>,
     lang: RequestLocale,
 ) -> Result<HttpResponse, ApiError> {
-    limits::check(&limits.code_checks_ip, &limits::client(&req))?;
+    limits::check(&limits.code_checks_ip, &limits::client(&req)).await?;
     let token = body.into_inner().token;
     let services = s.clone();
     let (session, view) = blocking(move || {

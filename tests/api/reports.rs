@@ -32,7 +32,7 @@ async fn kept_figures_agree_with_live_counts(app: TestApp) {
         let mut sorted_live = live.clone();
         sorted_live.sort_by(|x, y| (&x.kind, x.hours).cmp(&(&y.kind, y.hours)));
         for round in ["counted and kept", "read back"] {
-            let kept = report_days::answered(&mut conn, from, to, now).unwrap();
+            let kept = report_days::answered(&mut conn, None, from, to, now).unwrap();
             assert_eq!(kept, sorted_live, "answers, {round}");
         }
         // Weekly windows in Shanghai time, as the chart asks for them.
@@ -50,7 +50,7 @@ async fn kept_figures_agree_with_live_counts(app: TestApp) {
             .collect();
         assert!(live.iter().sum::<i64>() > 100);
         for round in ["counted and kept", "read back"] {
-            let kept = report_days::received(&mut conn, &windows, now).unwrap();
+            let kept = report_days::received(&mut conn, None, &windows, now).unwrap();
             assert_eq!(kept, live, "receipts, {round}");
         }
     })
@@ -80,7 +80,7 @@ async fn kept_figures_agree_with_live_counts(app: TestApp) {
         let window = [(received - Duration::days(3), received + Duration::days(3))];
         let live = reports::received_between(&mut conn, window[0].0, window[0].1).unwrap();
         assert_eq!(
-            report_days::received(&mut conn, &window, now).unwrap(),
+            report_days::received(&mut conn, None, &window, now).unwrap(),
             vec![live]
         );
     })

@@ -182,14 +182,15 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
     // largest read) beside everything else. Both are reads, so neither waits for the other.
     let services = s.clone();
     let open_figures = blocking(move || {
-        let mut conn = services.db().conn()?;
+        let (reading, keep_on) = services.reports_db();
+        let mut conn = reading.conn()?;
         let open = reports::open_by_status_and_kind(&mut conn)?;
         let due_week = reports::open_due_between(&mut conn, Some(at), week_end)?;
         let overdue = reports::open_due_between(&mut conn, None, at)?;
         let received = if bad_period {
             vec![]
         } else {
-            report_days::received(&mut conn, &windows, at)?
+            report_days::received(&mut conn, keep_on, &windows, at)?
         };
         Ok((open, due_week, overdue, received))
     });
@@ -198,8 +199,10 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
         if bad_period {
             return Ok(vec![]);
         }
+        let (reading, keep_on) = services.reports_db();
         Ok(report_days::answered(
-            &mut *services.db().conn()?,
+            &mut *reading.conn()?,
+            keep_on,
             from,
             to,
             at,

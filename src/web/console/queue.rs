@@ -386,7 +386,9 @@ pub async fn csv(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpRespon
     filter.limit = CSV_LIMIT + 1;
     let (services, p, actor) = (s.clone(), page.clone(), user.actor.clone());
     let built = blocking(move || {
-        let (rows, total) = crate::storage::requests::list(&mut *services.db().conn()?, &filter)?;
+        // A report: read where reports read (the replica, when there is one).
+        let (rows, total) =
+            crate::storage::requests::list(&mut *services.reports_db().0.conn()?, &filter)?;
         if total > CSV_LIMIT {
             return Ok(None);
         }

@@ -237,7 +237,7 @@ pub async fn submit(
             );
         }
     };
-    if let Err(e) = limits::check(&limits.submissions, &limits::client(&req)) {
+    if let Err(e) = limits::check(&limits.submissions, &limits::client(&req)).await {
         return error_page(&page, &n, &e);
     }
     let services = s.clone();
@@ -336,7 +336,8 @@ pub async fn verify(
         &path,
         &limits.code_checks_ip,
         Some(&limits.code_checks_reference),
-    );
+    )
+    .await;
     let reference = match checks {
         Ok(r) => r,
         Err(e) => return error_page(&page, &n, &e),
@@ -366,7 +367,7 @@ pub async fn verify(
 
 /// A posted form about one request: its token checked, its reference read, the rate limits
 /// (per address, and per reference where given) applied.
-fn form_reference(
+async fn form_reference(
     req: &HttpRequest,
     posted: &Posted,
     raw: &str,
@@ -375,9 +376,9 @@ fn form_reference(
 ) -> Result<Reference, ApiError> {
     checked(req, posted)?;
     let reference = reference_or_404(raw)?;
-    limits::check(per_address, &limits::client(req))?;
+    limits::check(per_address, &limits::client(req)).await?;
     if let Some(limiter) = per_reference {
-        limits::check(limiter, reference.as_str())?;
+        limits::check(limiter, reference.as_str()).await?;
     }
     Ok(reference)
 }
@@ -392,7 +393,7 @@ pub async fn resend(
 ) -> HttpResponse {
     let page = Page::new(&req);
     let posted = Posted(body.into_inner());
-    let checks = form_reference(&req, &posted, &path, &limits.resends, None);
+    let checks = form_reference(&req, &posted, &path, &limits.resends, None).await;
     let reference = match checks {
         Ok(r) => r,
         Err(e) => return error_page(&page, &n, &e),
@@ -785,9 +786,11 @@ pub async fn find(
 ) -> HttpResponse {
     let page = Page::new(&req);
     let posted = Posted(body.into_inner());
-    if let Err(e) =
-        checked(&req, &posted).and_then(|_| limits::check(&limits.resends, &limits::client(&req)))
-    {
+    let allowed = match checked(&req, &posted) {
+        Ok(()) => limits::check(&limits.resends, &limits::client(&req)).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = allowed {
         return error_page(&page, &n, &e);
     }
     let raw = posted.one("reference").unwrap_or_default().to_owned();
