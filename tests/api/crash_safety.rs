@@ -49,7 +49,7 @@ const BURST: usize = 12;
 const RESTART_AT: Duration = Duration::from_secs(7);
 /// How long a worker's claim on an outbox row lasts: the killed process's rows are taken over
 /// after it.
-const LEASE_SECONDS: u64 = 4;
+const LEASE_SECONDS: u64 = 6;
 const MAIL_DOMAIN: &str = "crash.test";
 const ADMIN_EMAIL: &str = "admin@crash.test";
 const ADMIN_PASSWORD: &str = "admin-password-for-the-crash-test";
@@ -850,7 +850,16 @@ async fn three_instances_one_killed_under_load_lose_nothing() {
         .count()
         .get_result(&mut *conn)
         .unwrap();
+    // Any other work the queue parked (fulfilment, webhooks) must say why, for staff to act.
+    let parked: Vec<(String, String, Option<String>)> = outbox::table
+        .filter(outbox::status.eq(FAILED))
+        .select((outbox::id, outbox::kind, outbox::last_error))
+        .load(&mut *conn)
+        .unwrap();
     drop(conn);
+    for (id, kind, error) in &parked {
+        assert!(error.is_some(), "{kind} row {id} parked without a reason");
+    }
     let received = sink.messages();
     let mut copies: HashMap<String, Vec<&Received>> = HashMap::new();
     for m in &received {
@@ -952,7 +961,7 @@ async fn three_instances_one_killed_under_load_lose_nothing() {
         tally.calls_failed,
     );
     println!(
-        "crash safety: instance {VICTIM} killed at {:.1} s holding {} outbox rows, ready again {:.1} s after its restart; load {:.1} s, drain {:.1} s; {} email rows, {} failed, {} messages received, {} resent with the same Message-ID; {clean_stops}/{INSTANCES} stopped cleanly; {}",
+        "crash safety: instance {VICTIM} killed at {:.1} s holding {} outbox rows, ready again {:.1} s after its restart; load {:.1} s, drain {:.1} s; {} email rows, {} failed ({} outbox rows of any kind), {} messages received, {} resent with the same Message-ID; {clean_stops}/{INSTANCES} stopped cleanly; {}",
         killed_after.as_secs_f64(),
         held.len(),
         restart.as_secs_f64(),
@@ -960,6 +969,7 @@ async fn three_instances_one_killed_under_load_lose_nothing() {
         drain.as_secs_f64(),
         rows.len(),
         failed,
+        parked.len(),
         received.len(),
         redelivered,
         said.lines().next().unwrap_or_default(),
