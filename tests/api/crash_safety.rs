@@ -1,10 +1,11 @@
 //! Crash safety under load (issue #9). PostgreSQL, three `rightsflow serve` processes on one
 //! database (each running the outbox worker, so the queue is claimed by three processes under
 //! leases) and the test SMTP sink, all real and on loopback. A mixed load — submissions,
-//! verifications with the code the sink received, staff actions — is spread over the three in
-//! turn for a bounded time; in the middle one process is killed with SIGKILL and, a little
-//! later, started again on the same port with the same configuration. Then the load stops, the
-//! outbox drains, the processes stop, and the database and the sink are checked:
+//! verifications with the code the sink received, a few withdrawals, staff actions — is spread
+//! over the three in turn for a bounded time; in the middle one process is killed with SIGKILL
+//! and, a little later, started again on the same port with the same configuration. Then the
+//! load stops, the outbox drains, the processes stop, and the database and the sink are
+//! checked:
 //!
 //! 1. every submission answered 201 exists exactly once; one whose answer was lost exists at
 //!    most once; one whose connection was refused does not exist; nothing else exists;
@@ -273,6 +274,8 @@ struct Tally {
     verified: usize,
     /// Accepted requests left unverified on purpose, or whose code did not arrive in time.
     not_verified: usize,
+    /// Requests their subject withdrew.
+    withdrawn: usize,
     staff_done: usize,
     /// Staff commands the core refused because another actor got there first (409/422).
     staff_raced: usize,
@@ -401,7 +404,18 @@ async fn verifier(load: Arc<Load>) {
         };
         let url = format!("{}/api/v1/requests/{reference}/verification", load.base());
         match call(load.client.post(url).json(&json!({ "code": code }))).await {
-            Answer::Got(StatusCode::OK, _) => load.tally.lock().unwrap().verified += 1,
+            Answer::Got(StatusCode::OK, body) => {
+                let verified = {
+                    let mut tally = load.tally.lock().unwrap();
+                    tally.verified += 1;
+                    tally.verified
+                };
+                // Now and then the subject changes their mind, racing the reviewers.
+                if verified % 8 == 0 {
+                    let session = body["session"]["token"].as_str().unwrap_or_default();
+                    withdraw(&load, &reference, session).await;
+                }
+            }
             Answer::Got(status, body) => load.unexpected("verification", status, &body),
             Answer::Unsent | Answer::Lost => {
                 let mut tally = load.tally.lock().unwrap();
@@ -409,6 +423,19 @@ async fn verifier(load: Arc<Load>) {
                 tally.not_verified += 1;
             }
         }
+    }
+}
+
+/// The subject withdraws their request in their session.
+async fn withdraw(load: &Load, reference: &str, session: &str) {
+    let url = format!("{}/api/v1/requests/{reference}/withdraw", load.base());
+    let answer = call(load.client.post(url).bearer_auth(session).json(&json!({}))).await;
+    match answer {
+        Answer::Got(StatusCode::OK, _) => load.tally.lock().unwrap().withdrawn += 1,
+        // A reviewer got there first (rejected it, or fulfilment began).
+        Answer::Got(StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY, _) => {}
+        Answer::Got(status, body) => load.unexpected("withdrawal", status, &body),
+        Answer::Unsent | Answer::Lost => load.tally.lock().unwrap().calls_failed += 1,
     }
 }
 
@@ -506,8 +533,8 @@ fn unsettled(db: &Database) -> i64 {
         .unwrap()
 }
 
-/// The transitions the core makes: for each command, the statuses it may leave from and where
-/// it may go (`None`: where it came from). Mirrors `domain::transition::apply`.
+/// The transitions the core makes: for each command, the statuses it may leave from and those
+/// it may go to. Mirrors `domain::transition::apply` (a command it does not know fails).
 fn transition_allowed(command: &str, from: Status, to: Status) -> bool {
     use Status::*;
     let open = [AwaitingVerification, InReview, AwaitingSubject, InProgress];
@@ -949,13 +976,14 @@ async fn three_instances_one_killed_under_load_lose_nothing() {
     assert!(out.status.success(), "audit verify: {said}");
 
     println!(
-        "crash safety: {} submissions accepted, {} answers lost ({} of them stored), {} refused while down; {} verified, {} left unverified; {} staff actions, {} lost to a race; {} calls without answer",
+        "crash safety: {} submissions accepted, {} answers lost ({} of them stored), {} refused while down; {} verified, {} left unverified, {} withdrawn; {} staff actions, {} lost to a race; {} calls without answer",
         tally.accepted.len(),
         tally.lost.len(),
         lost_stored,
         tally.unsent.len(),
         tally.verified,
         tally.not_verified,
+        tally.withdrawn,
         tally.staff_done,
         tally.staff_raced,
         tally.calls_failed,
