@@ -14,6 +14,7 @@ mod cli;
 mod connectors;
 mod consents;
 mod console;
+mod crash_safety;
 mod delivery;
 mod encryption;
 mod fulfilment;

@@ -94,6 +94,15 @@ impl SmtpSink {
         self.received.lock().unwrap().clone()
     }
 
+    /// The messages after the first `n` received (a reader that polls takes only what is new).
+    pub fn messages_since(&self, n: usize) -> Vec<Received> {
+        let received = self.received.lock().unwrap();
+        received
+            .get(n..)
+            .map(<[Received]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Waits until at least `n` messages arrived (or fails the test after `secs`).
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         at_least(n, secs, "messages", || self.messages()).await
