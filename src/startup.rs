@@ -365,7 +365,10 @@ impl Application {
             .port();
         let data = web::Data::new(services.clone());
         let notifier_data = web::Data::new(notifier.clone());
-        let limits = web::Data::new(crate::web::limits::Limits::new(&config.rate_limits, services.db().clone()));
+        let limits = web::Data::new(crate::web::limits::Limits::new(
+            &config.rate_limits,
+            services.db().clone(),
+        ));
         let body_limit = config.body_limit;
         let server = HttpServer::new(move || {
             App::new()

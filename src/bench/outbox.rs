@@ -51,7 +51,10 @@ fn email(i: usize) -> EmailPayload {
         message: "received".into(),
         content: RenderedEmail {
             subject: "我们已收到您的请求 / We received your request (DSR-BNCH-0001)".into(),
-            html: format!("<html><body><p>{}</p></body></html>", text.replace('\n', "<br>")),
+            html: format!(
+                "<html><body><p>{}</p></body></html>",
+                text.replace('\n', "<br>")
+            ),
             text,
         },
     }
@@ -70,9 +73,7 @@ fn ceiling(notifier: &Notifier, n: usize, lanes: usize) -> anyhow::Result<f64> {
                         if i >= n {
                             return Ok(());
                         }
-                        notifier
-                            .mailer
-                            .send(&format!("ceiling-{i}"), &email(i))?;
+                        notifier.mailer.send(&format!("ceiling-{i}"), &email(i))?;
                     }
                 })
             })
@@ -105,7 +106,8 @@ fn queue(services: &crate::service::Services, n: usize) -> anyhow::Result<()> {
 }
 
 pub async fn outbox(args: OutboxBenchArgs) -> anyhow::Result<()> {
-    let dir = PathBuf::from("target/bench").join(format!("outbox-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        PathBuf::from("target/bench").join(format!("outbox-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let (sink, port) = Sink::start().await?;
     let mut config = Config {
@@ -120,6 +122,10 @@ pub async fn outbox(args: OutboxBenchArgs) -> anyhow::Result<()> {
         smtp_url: Some(Secret::new(format!("smtp://127.0.0.1:{port}"))),
         expiry_sweep_seconds: 0,
         reminder_sweep_seconds: 0,
+        fulfilment: crate::config::FulfilmentConfig {
+            demo_platform: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     config.worker.concurrency = args.concurrency.max(1);

@@ -132,6 +132,10 @@ pub async fn sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
         jwt_secret: Some(Secret::new(crate::auth::password::generate().repeat(3))),
         expiry_sweep_seconds: 0,
         reminder_sweep_seconds: 0,
+        fulfilment: crate::config::FulfilmentConfig {
+            demo_platform: false,
+            ..Default::default()
+        },
         ..Config::default()
     };
     let services = crate::startup::services(&config).await?;

@@ -42,6 +42,23 @@ pub fn submit(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Submitted, ServiceError> {
+    submit_with(s, new, actor, now, |_, _| Ok(()))
+}
+
+/// As [`submit`], with `also` writing more about the new request in the same transaction (the
+/// portal and the API store the first verification code with the request: one commit, and no
+/// request without its code after a crash). `also` may run more than once: a colliding
+/// reference rolls everything back and tries again with a new one.
+pub fn submit_with<F>(
+    s: &Services,
+    new: NewRequest,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    also: F,
+) -> Result<Submitted, ServiceError>
+where
+    F: Fn(&mut crate::storage::DbConnection, &StoredRequest) -> Result<(), StoreError>,
+{
     // At the precision both databases keep, so the stored instant reads back equal.
     let received_at = new.received_at.map_or(now, |t| t.trunc_subsecs(6));
     if received_at > now + Duration::minutes(RECEIPT_SKEW) {
@@ -79,7 +96,7 @@ pub fn submit(
             created_at: now,
             updated_at: now,
         };
-        match store::insert(&mut conn, &request, &outcome) {
+        match store::insert(&mut conn, &request, &outcome, |c| also(c, &request)) {
             Ok(()) => {
                 tracing::info!(reference = %request.reference, kind = %new.kind, channel = %new.channel, "request submitted");
                 return Ok(Submitted { request });

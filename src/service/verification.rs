@@ -90,6 +90,63 @@ pub fn send_code(
             });
         }
     }
+    let code = prepare_code(s, request, now)?;
+    crate::storage::db::write::<_, StoreError, _>(&mut conn, |c| code.store(c))?;
+    tracing::info!(reference = %request.reference, channel = code.channel.as_str(), "verification code sent");
+    Ok(code.channel)
+}
+
+/// Submits a request and stores its first code in the same transaction. Returns the code's
+/// channel, or None when no code could be made (the request is stored all the same, and the
+/// subject can ask for another code).
+pub fn submit_with_first_code(
+    s: &Services,
+    new: requests::NewRequest,
+    actor: &crate::domain::Actor,
+    now: DateTime<Utc>,
+) -> Result<(requests::Submitted, Option<CodeChannel>), ServiceError> {
+    let sent = std::cell::Cell::new(None);
+    let submitted = requests::submit_with(s, new, actor, now, |c, request| {
+        sent.set(None);
+        match prepare_code(s, request, now) {
+            Ok(code) => {
+                code.store(c)?;
+                sent.set(Some(code.channel));
+            }
+            Err(e) => tracing::warn!(error = %e, "could not make the first verification code"),
+        }
+        Ok(())
+    })?;
+    if let Some(channel) = sent.get() {
+        tracing::info!(reference = %submitted.request.reference, channel = channel.as_str(), "verification code sent");
+    }
+    Ok((submitted, sent.get()))
+}
+
+/// A one-time code for a request, made but not yet stored: the challenge (the code's keyed
+/// hash) and the notification carrying the code and its magic link.
+pub struct PreparedCode {
+    challenge: Challenge,
+    notification: outbox::OutboxRow,
+    pub channel: CodeChannel,
+}
+
+impl PreparedCode {
+    /// Stores the challenge and queues its notification (inside the caller's transaction: a
+    /// submission stores its first code in its own).
+    pub fn store(&self, c: &mut crate::storage::DbConnection) -> Result<(), StoreError> {
+        store::insert_challenge(c, &self.challenge)?;
+        outbox::insert(c, &self.notification)
+    }
+}
+
+/// Makes a new code for `request` (no database work).
+pub fn prepare_code(
+    s: &Services,
+    request: &StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<PreparedCode, ServiceError> {
+    let cfg = s.verification();
     let channel = if request.contact.email.is_some() {
         CodeChannel::Email
     } else {
@@ -119,7 +176,7 @@ pub fn send_code(
         created_at: to_db_time(now),
     };
     let extra = json!({ "code": code, "minutes_valid": cfg.code_minutes, "magic_link": format!("{}/verify?token={link}", s.public_url()) });
-    let row = outbox::notify_row(
+    let notification = outbox::notify_row(
         &request.id,
         None,
         &Recipient::Subject,
@@ -128,12 +185,11 @@ pub fn send_code(
         extra,
         now,
     );
-    crate::storage::db::write::<_, StoreError, _>(&mut conn, |c| {
-        store::insert_challenge(c, &challenge)?;
-        outbox::insert(c, &row)
-    })?;
-    tracing::info!(reference = %request.reference, channel = channel.as_str(), "verification code sent");
-    Ok(channel)
+    Ok(PreparedCode {
+        challenge,
+        notification,
+        channel,
+    })
 }
 
 /// Resends a code for `reference`. Unknown references get the same answer as known ones.

@@ -13,10 +13,12 @@ use crate::auth::vault::Blind;
 use crate::domain::{Event, Jurisdiction, Outcome, Reference, RequestKind, Status};
 
 /// Stores a new request with its submission event and effects.
+/// Stores a new request with its first event, and whatever `also` writes, in one transaction.
 pub fn insert(
     conn: &mut DbConnection,
     request: &StoredRequest,
     outcome: &Outcome,
+    also: impl FnOnce(&mut DbConnection) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     super::db::write(&mut *conn, |c| {
         diesel::insert_into(requests::table)
@@ -26,7 +28,8 @@ pub fn insert(
         write_lookups(c, request)?;
         // A request logged with a past receipt time changes that day's counts.
         super::report_days::forget_received(c, request.state.received_at, chrono::Utc::now())?;
-        append(c, request, outcome)
+        append(c, request, outcome)?;
+        also(c)
     })
 }
 

@@ -51,6 +51,15 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Runs `f` on the writer connection while no write of this process can run (for the
+    /// checkpoint that empties the write-ahead log, which must wait for writers anyway).
+    pub fn exclusive<T>(&self, f: impl FnOnce(&mut DbConnection) -> T) -> T {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+}
+
 thread_local! {
     /// Whether this thread is inside a writing transaction (a write inside it nests there).
     static WRITING: Cell<bool> = const { Cell::new(false) };

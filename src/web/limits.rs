@@ -87,7 +87,12 @@ impl Limiter {
 
     /// Counts one hit in the database's current one-minute window (aligned to the clock, the
     /// same on every instance); `Err(seconds)` when over the limit. Blocking.
-    fn hit_shared(name: &str, db: &Database, per_window: u32, key: &str) -> Result<Result<(), u64>, crate::storage::StoreError> {
+    fn hit_shared(
+        name: &str,
+        db: &Database,
+        per_window: u32,
+        key: &str,
+    ) -> Result<Result<(), u64>, crate::storage::StoreError> {
         let now = chrono::Utc::now().timestamp();
         let window = WINDOW.as_secs() as i64;
         let start = now - now.rem_euclid(window);
@@ -170,7 +175,8 @@ pub async fn check(limiter: &Limiter, key: &str) -> Result<(), ApiError> {
     let outcome = match &limiter.shared {
         None => limiter.hit(key),
         Some((name, db)) => {
-            let (name, db, per_window, owned) = (*name, db.clone(), limiter.per_window, key.to_owned());
+            let (name, db, per_window, owned) =
+                (*name, db.clone(), limiter.per_window, key.to_owned());
             match web::block(move || Limiter::hit_shared(name, &db, per_window, &owned)).await {
                 Ok(Ok(outcome)) => outcome,
                 // The database did not answer: this process still counts on its own, so a

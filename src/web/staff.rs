@@ -68,7 +68,8 @@ pub async fn limit_sign_in(
     s: &web::Data<Services>,
     limits: &super::limits::Limits,
 ) -> Result<(), ApiError> {
-    let Err(e) = super::limits::check(&limits.staff_logins, &super::limits::client(req)).await else {
+    let Err(e) = super::limits::check(&limits.staff_logins, &super::limits::client(req)).await
+    else {
         return Ok(());
     };
     let services = s.clone();

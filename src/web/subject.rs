@@ -70,18 +70,17 @@ async fn submit(
     let services = s.clone();
     let (submitted, verification, session) = blocking(move || {
         let at = now();
-        let submitted = requests::submit(&services, new, &Actor::Subject, at)?;
-        if submitted.request.platform_user_id.is_some() {
+        if new.platform_user_id.is_some() {
+            let submitted = requests::submit(&services, new, &Actor::Subject, at)?;
             let session = verification::prove_platform(&services, submitted.request.clone(), at)?;
             let status = if session.request.state.verified_at.is_some() { "verified" } else { "staff_check_needed" };
             return Ok((submitted, json!({ "status": status, "method": "platform_token" }), Some(session)));
         }
-        let verification = match verification::send_code(&services, &submitted.request, at) {
-            Ok(channel) => json!({ "status": "code_sent", "channel": channel.as_str(), "expires_in": services.verification().code_minutes * 60 }),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not send the first verification code");
-                json!({ "status": "code_not_sent" })
-            }
+        // The request and its first code in one transaction.
+        let (submitted, sent) = verification::submit_with_first_code(&services, new, &Actor::Subject, at)?;
+        let verification = match sent {
+            Some(channel) => json!({ "status": "code_sent", "channel": channel.as_str(), "expires_in": services.verification().code_minutes * 60 }),
+            None => json!({ "status": "code_not_sent" }),
         };
         Ok((submitted, verification, None))
     })

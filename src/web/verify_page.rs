@@ -92,7 +92,8 @@ async fn confirm(
             None,
         );
     }
-    if let Err(e) = super::limits::check(&limits.code_checks_ip, &super::limits::client(&req)).await {
+    if let Err(e) = super::limits::check(&limits.code_checks_ip, &super::limits::client(&req)).await
+    {
         return render(&page, &n, e.status(), "bad", None, None, None);
     }
     let token = form.token;

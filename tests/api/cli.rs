@@ -447,6 +447,61 @@ fn the_console_benchmark_seeds_signs_in_and_prints_its_figures() {
     assert!(figures["figures"][1]["p99_ms"].as_f64().unwrap() > 0.0);
 }
 
+/// The clock-sweep benchmark seeds open requests, finds those needing a reminder (no more than
+/// the plain range read returns), and after they are recorded finds none again.
+#[test]
+fn the_sweep_benchmark_finds_the_reminders_then_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("figures.json");
+    let (ok, out, err) = rightsflow(
+        &[
+            "bench",
+            "sweep",
+            "--requests",
+            "3000",
+            "--samples",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}\n{err}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let found = |i: usize| figures["figures"][i]["found"].as_u64().unwrap();
+    // About 5% of 3,000 are due within three working days or overdue.
+    assert!(found(1) > 20, "{out}");
+    assert!(found(1) <= found(0), "{out}");
+    assert_eq!(found(2), 0, "{out}");
+}
+
+/// The outbox benchmark delivers every row to its SMTP sink once (it fails otherwise) and
+/// prints both rates.
+#[test]
+fn the_outbox_benchmark_delivers_every_row_once_and_prints_its_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("figures.json");
+    let (ok, out, err) = rightsflow(
+        &[
+            "bench",
+            "outbox",
+            "--messages",
+            "300",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("every row arrived once"), "{out}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(figures["messages"], 300);
+    assert!(figures["worker_per_s"].as_f64().unwrap() > 0.0);
+    assert!(figures["ceiling_per_s"].as_f64().unwrap() > 0.0);
+}
+
 /// The intake benchmark runs both servers as child processes on a fresh database, drives them,
 /// and prints and writes its figures (the real run: 64 clients for 10 s; docs/PERFORMANCE.md).
 #[test]

@@ -151,8 +151,14 @@ async fn reports_read_the_replica_and_keep_their_days_on_the_primary() {
     };
     assert_eq!(kept_days(), 0);
     let admin = Console::sign_in(&reporting, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert_eq!(admin.get("/console/dashboard").await.status(), StatusCode::OK);
-    assert!(kept_days() > 0, "the dashboard kept its final days on the primary");
+    assert_eq!(
+        admin.get("/console/dashboard").await.status(),
+        StatusCode::OK
+    );
+    assert!(
+        kept_days() > 0,
+        "the dashboard kept its final days on the primary"
+    );
     assert_eq!(
         admin.get("/console/queue.csv").await.status(),
         StatusCode::OK
@@ -160,7 +166,10 @@ async fn reports_read_the_replica_and_keep_their_days_on_the_primary() {
     // Take the tallies away from the replica login: the dashboard (which reads them there)
     // fails, the queue (which reads the primary) does not.
     admin_sql(format!("REVOKE SELECT ON request_tallies FROM {login};"));
-    assert_ne!(admin.get("/console/dashboard").await.status(), StatusCode::OK);
+    assert_ne!(
+        admin.get("/console/dashboard").await.status(),
+        StatusCode::OK
+    );
     assert_eq!(admin.get("/console/queue").await.status(), StatusCode::OK);
     drop(reporting);
     admin_sql(format!("DROP OWNED BY {login}; DROP ROLE {login};"));
@@ -202,8 +211,54 @@ async fn guesses_across_instances_share_one_budget(app: TestApp) {
     }
     drop(second);
 }
-on_both_backends!(guesses_across_instances_share_one_budget, super::three_guesses);
+on_both_backends!(
+    guesses_across_instances_share_one_budget,
+    super::three_guesses
+);
 
 fn three_guesses(c: &mut rightsflow::config::Config) {
     c.rate_limits.code_checks_per_reference = 3;
+}
+
+/// SQLite: a write-ahead log grown past 64 MiB (here, while a long read pinned it) is emptied
+/// and its file truncated by the checkpointing thread once nothing holds it, instead of
+/// staying that size (SQLite never shrinks the file itself).
+#[tokio::test]
+async fn a_large_sqlite_write_ahead_log_is_emptied() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |_| {})
+        .await
+        .unwrap();
+    let path = app.database_url();
+    let wal = format!("{}-wal", path.strip_prefix("sqlite://").unwrap_or(&path));
+    let db = app.services.db().clone();
+    let size = move || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let (grown, after) = tokio::task::spawn_blocking(move || {
+        let mut reader =
+            diesel::SqliteConnection::establish(path.strip_prefix("sqlite://").unwrap_or(&path))
+                .unwrap();
+        reader
+            .batch_execute("BEGIN; SELECT count(*) FROM requests;")
+            .unwrap();
+        let mut conn = db.conn().unwrap();
+        rightsflow::storage::db::write::<_, diesel::result::Error, _>(&mut conn, |c| {
+            c.batch_execute("CREATE TABLE wal_test (x BLOB)")
+        })
+        .unwrap();
+        for _ in 0..80 {
+            rightsflow::storage::db::write::<_, diesel::result::Error, _>(&mut conn, |c| {
+                c.batch_execute("INSERT INTO wal_test VALUES (randomblob(1048576))")
+            })
+            .unwrap();
+        }
+        let grown = size();
+        reader.batch_execute("COMMIT").unwrap();
+        drop(reader);
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        (grown, size())
+    })
+    .await
+    .unwrap();
+    assert!(grown > 64 * 1024 * 1024, "the log grew to {grown} bytes");
+    assert!(after < 8 * 1024 * 1024, "{grown} bytes, then {after}");
 }

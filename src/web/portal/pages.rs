@@ -243,10 +243,8 @@ pub async fn submit(
     let services = s.clone();
     let submitted = blocking(move || {
         let at = now();
-        let submitted = requests::submit(&services, new, &Actor::Subject, at)?;
-        if let Err(e) = verification::send_code(&services, &submitted.request, at) {
-            tracing::warn!(error = %e, "could not send the first verification code");
-        }
+        let (submitted, _) =
+            verification::submit_with_first_code(&services, new, &Actor::Subject, at)?;
         Ok(submitted.request.reference)
     })
     .await;
