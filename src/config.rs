@@ -77,8 +77,10 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             in_serve: true,
-            batch: 20,
-            concurrency: 4,
+            // Sixteen lanes: an SMTP connection manages about 25 messages a second (Nagle and
+            // delayed ACKs, docs/NOTIFICATIONS.md), and a pass should keep every lane busy.
+            batch: 100,
+            concurrency: 16,
             poll_millis: 500,
             lease_seconds: 60,
             max_attempts: 8,

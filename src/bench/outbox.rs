@@ -88,7 +88,7 @@ fn ceiling(notifier: &Notifier, n: usize, lanes: usize) -> anyhow::Result<f64> {
 }
 
 /// Queues `n` email rows, as `notifications::expand` writes them, in transactions of 1,000.
-fn queue(services: &crate::service::Services, n: usize) -> anyhow::Result<()> {
+fn queue(services: &crate::service::Services, run: &str, n: usize) -> anyhow::Result<()> {
     let now = Utc::now();
     let mut conn = services.db().conn()?;
     for start in (0..n).step_by(1000) {
@@ -96,7 +96,7 @@ fn queue(services: &crate::service::Services, n: usize) -> anyhow::Result<()> {
             for i in start..(start + 1000).min(n) {
                 let payload = serde_json::to_string(&email(i))
                     .map_err(|e| StoreError::Setup(e.to_string()))?;
-                let row = OutboxRow::new(format!("bench-{i}.email"), None, EMAIL, payload, now);
+                let row = OutboxRow::new(format!("{run}-{i}.email"), None, EMAIL, payload, now);
                 outbox::insert(c, &row)?;
             }
             Ok(())
@@ -135,16 +135,21 @@ pub async fn outbox(args: OutboxBenchArgs) -> anyhow::Result<()> {
     let backend = services.db().backend().as_str();
     let (n, lanes) = (args.messages.max(1), config.worker.concurrency);
     let s = services.clone();
+    // This run's rows, told apart from anything an earlier run left in the database.
+    let run = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let run_id = run.clone();
     let (ceiling_s, worker_s) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         eprintln!("sending {n} messages straight to the sink (the ceiling)…");
         let ceiling_s = ceiling(&notifier, n, lanes)?;
         eprintln!("queueing {n} email rows into {backend}…");
-        queue(&s, n)?;
+        queue(&s, &run_id, n)?;
         eprintln!("delivering them with the outbox worker…");
         let worker = Worker::new(s.clone(), notifier);
         let shutdown = Shutdown::default();
         let began = Instant::now();
         let mut delivered = 0;
+        // Rows an earlier, interrupted run left pending are delivered too; the sink's count
+        // below checks this run's rows only.
         while delivered < n {
             let done = worker.run_once(&shutdown)?;
             if done == 0 {
@@ -157,7 +162,7 @@ pub async fn outbox(args: OutboxBenchArgs) -> anyhow::Result<()> {
     .await??;
     // Every row once, by its own Message-ID (the sink saw the ceiling's messages too).
     let ids = sink.ids();
-    let from_worker: Vec<&String> = ids.iter().filter(|id| id.contains("bench-")).collect();
+    let from_worker: Vec<&String> = ids.iter().filter(|id| id.contains(&run)).collect();
     let distinct: std::collections::HashSet<&&String> = from_worker.iter().collect();
     if from_worker.len() != n || distinct.len() != n {
         anyhow::bail!(

@@ -51,9 +51,12 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn smtp(url: &str, from: &str) -> Result<Mailer, MailError> {
+    /// `connections`: how many SMTP connections the pool keeps open for reuse (one per lane
+    /// of the outbox worker, so no lane reconnects for each message).
+    pub fn smtp(url: &str, from: &str, connections: u32) -> Result<Mailer, MailError> {
         let transport = SmtpTransport::from_url(url)
             .map_err(|e| MailError::Config(format!("RIGHTSFLOW_SMTP_URL: {e}")))?
+            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections.max(1)))
             .build();
         Mailer::new(MailTransport::Smtp(Box::new(transport)), from)
     }

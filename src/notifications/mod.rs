@@ -88,7 +88,11 @@ impl Notifier {
                         "RIGHTSFLOW_MAIL_TRANSPORT=smtp needs RIGHTSFLOW_SMTP_URL".into(),
                     )
                 })?;
-                Mailer::smtp(url.expose(), &config.mail_from)?
+                Mailer::smtp(
+                    url.expose(),
+                    &config.mail_from,
+                    config.worker.concurrency.clamp(1, 32) as u32,
+                )?
             }
             MailTransportKind::File => {
                 Mailer::file(&config.data_dir.join("mail"), &config.mail_from)?

@@ -30,6 +30,8 @@ struct Inner {
     db: Database,
     /// A read replica for the console's reports, when configured.
     replica: Option<Database>,
+    /// The dashboard's sums of final days already read (facts that never change).
+    answered_cache: crate::storage::report_days::AnsweredCache,
     policy: Policy,
     calendars: CalendarSet,
     tokens: TokenKeys,
@@ -81,6 +83,7 @@ impl Services {
             inner: Arc::new(Inner {
                 db,
                 replica,
+                answered_cache: Default::default(),
                 policy,
                 calendars,
                 tokens,
@@ -128,6 +131,11 @@ impl Services {
 
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// The dashboard's sums of final days, kept in memory (storage::report_days).
+    pub fn answered_cache(&self) -> &crate::storage::report_days::AnsweredCache {
+        &self.inner.answered_cache
     }
 
     /// Where the console's reports read: the replica when one is configured, else the

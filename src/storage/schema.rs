@@ -294,8 +294,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    due_tallies (due_day, shard) {
+        due_day -> Text,
+        shard -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     anonymised_requests,
+    due_tallies,
     rate_windows,
     request_tallies,
     audit_log,

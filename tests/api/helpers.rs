@@ -335,6 +335,13 @@ impl TestApp {
         let kept = tallies::all(&mut conn).unwrap();
         assert!(!kept.is_empty(), "no tallies kept");
         assert_eq!(kept, tallies::counted(&mut conn).unwrap());
+        let (due_kept, due_counted) = tallies::due_days(&mut conn).unwrap();
+        assert_eq!(due_kept, due_counted);
+        let now = rightsflow::service::now();
+        assert_eq!(
+            tallies::overdue(&mut conn, now).unwrap(),
+            rightsflow::storage::reports::open_due_between(&mut conn, None, now).unwrap()
+        );
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -186,7 +186,7 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
         let mut conn = reading.conn()?;
         let open = reports::open_by_status_and_kind(&mut conn)?;
         let due_week = reports::open_due_between(&mut conn, Some(at), week_end)?;
-        let overdue = reports::open_due_between(&mut conn, None, at)?;
+        let overdue = crate::storage::tallies::overdue(&mut conn, at)?;
         let received = if bad_period {
             vec![]
         } else {
@@ -203,6 +203,7 @@ pub async fn dashboard(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> Http
         Ok(report_days::answered(
             &mut *reading.conn()?,
             keep_on,
+            services.answered_cache(),
             from,
             to,
             at,
