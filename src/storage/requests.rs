@@ -8,6 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::db::MultiBackend;
 use super::rows::{EventRow, RequestRow, StateChanges, StoredRequest, EVENT_DETAILS};
 use super::schema::{request_events, requests, subject_lookups};
+use super::tallies::Tally;
 use super::{fields, outbox, to_db_time, DbConnection, StoreError};
 use crate::auth::vault::Blind;
 use crate::domain::{Event, Jurisdiction, Outcome, Reference, RequestKind, Status};
@@ -293,11 +294,16 @@ pub fn open_condition() -> diesel::expression::SqlLiteral<diesel::sql_types::Boo
 /// How many open requests there are per status (the console's counts; ended ones are not
 /// counted, which would mean reading most of the table).
 pub fn count_open_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(open_by_status(&super::tallies::open(conn)?))
+}
+
+/// The open tallies added up by status.
+pub fn open_by_status(open: &[Tally]) -> Vec<(String, i64)> {
     let mut by_status = std::collections::BTreeMap::<String, i64>::new();
-    for t in super::tallies::open(conn)? {
-        *by_status.entry(t.status).or_default() += t.n;
+    for t in open {
+        *by_status.entry(t.status.clone()).or_default() += t.n;
     }
-    Ok(by_status.into_iter().collect())
+    by_status.into_iter().collect()
 }
 
 /// One page of requests matching the filter, and how many match in all.
@@ -310,9 +316,19 @@ pub fn list(
     conn: &mut DbConnection,
     f: &ListFilter,
 ) -> Result<(Vec<StoredRequest>, i64), StoreError> {
+    list_with(conn, f, None)
+}
+
+/// As [`list`], with the open tallies already read (the console's queue reads them once for
+/// its counts and its page).
+pub fn list_with(
+    conn: &mut DbConnection,
+    f: &ListFilter,
+    open: Option<&[Tally]>,
+) -> Result<(Vec<StoredRequest>, i64), StoreError> {
     match f.sort {
         Sort::ReceivedAsc | Sort::ReceivedDesc => {
-            let total: i64 = match tallied(conn, f)? {
+            let total: i64 = match tallied(conn, f, open)? {
                 Some((dated, undated)) => dated + undated,
                 None => filtered(f)?.count().get_result(conn)?,
             };
@@ -326,7 +342,7 @@ pub fn list(
             finish(rows, total)
         }
         Sort::DueAsc | Sort::DueDesc => {
-            let (dated, undated) = match tallied(conn, f)? {
+            let (dated, undated) = match tallied(conn, f, open)? {
                 Some(counts) => counts,
                 None => (
                     filtered(f)?
@@ -383,7 +399,11 @@ pub fn list(
 /// How many requests match (with a due date, without), read from the kept tallies when the
 /// filter asks only for what they keep (a status or the open ones, a kind); None otherwise.
 /// Counting the open requests of a large table takes tens of milliseconds; this, well under one.
-fn tallied(conn: &mut DbConnection, f: &ListFilter) -> Result<Option<(i64, i64)>, StoreError> {
+fn tallied(
+    conn: &mut DbConnection,
+    f: &ListFilter,
+    open: Option<&[Tally]>,
+) -> Result<Option<(i64, i64)>, StoreError> {
     // Named field by field, so that a new filter cannot be forgotten here.
     let ListFilter {
         status,
@@ -418,10 +438,17 @@ fn tallied(conn: &mut DbConnection, f: &ListFilter) -> Result<Option<(i64, i64)>
     if narrower {
         return Ok(None);
     }
-    let tallies = if *open_only {
-        super::tallies::open(conn)?
-    } else {
-        super::tallies::all(conn)?
+    let read;
+    let tallies: &[Tally] = match (open_only, open) {
+        (true, Some(given)) => given,
+        (true, None) => {
+            read = super::tallies::open(conn)?;
+            &read
+        }
+        (false, _) => {
+            read = super::tallies::all(conn)?;
+            &read
+        }
     };
     let mut counts = (0, 0);
     for t in tallies {

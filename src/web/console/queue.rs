@@ -12,7 +12,7 @@ use super::Tpl;
 use crate::domain::{EmailAddress, Jurisdiction, PhoneNumber, Reference, RequestKind, Status};
 use crate::notifications::reminders::working_days_left;
 use crate::service::{now, ServiceError, Services};
-use crate::storage::requests::{count_open_by_status, ListFilter};
+use crate::storage::requests::{open_by_status, ListFilter};
 use crate::storage::rows::StoredRequest;
 use crate::web::error::blocking;
 use crate::web::portal::page::Page;
@@ -233,8 +233,10 @@ pub async fn queue(req: HttpRequest, s: web::Data<Services>, n: Tpl) -> HttpResp
             return Ok((vec![], 0, vec![], vec![], filter.err()));
         };
         let mut conn = services.db().conn()?;
-        let (rows, total) = crate::storage::requests::list(&mut conn, &filter)?;
-        let counts = count_open_by_status(&mut conn)?;
+        // The open tallies once, for the page's total and the tabs' counts.
+        let open = crate::storage::tallies::open(&mut conn)?;
+        let (rows, total) = crate::storage::requests::list_with(&mut conn, &filter, Some(&open))?;
+        let counts = open_by_status(&open);
         drop(conn);
         let staff = StaffList::load(&services)?;
         let rows: Vec<Value> = rows
