@@ -13,7 +13,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::domain::{Jurisdiction, RequestKind, Status};
 use crate::startup::{open_database, Application};
 use crate::storage::rows::{self, RequestRow};
@@ -303,24 +303,9 @@ pub async fn console(args: ConsoleBenchArgs) -> anyhow::Result<()> {
     });
     let password = crate::auth::password::generate();
     let config = Config {
-        data_dir: dir.clone(),
-        database_url: Some(database_url.clone()),
         listen: "127.0.0.1:0".into(),
-        jwt_secret: Some(Secret::new(crate::auth::password::generate().repeat(3))),
         admin_email: "bench-admin@bench.test".into(),
-        expiry_sweep_seconds: 0,
-        reminder_sweep_seconds: 0,
-        // One address sends every timed request.
-        rate_limits: crate::web::limits::RateLimitConfig {
-            requests_per_ip: u32::MAX,
-            ..Default::default()
-        },
-        fulfilment: crate::config::FulfilmentConfig {
-            demo_platform: false,
-            systems: vec![],
-            ..Default::default()
-        },
-        ..Config::default()
+        ..super::config(&dir, database_url.clone())
     };
     let db = open_database(&config)?;
     let backend = db.backend().as_str();

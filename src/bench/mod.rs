@@ -23,3 +23,28 @@ pub use intake::{ceiling, intake, CeilingArgs, IntakeBenchArgs};
 pub use outbox::{outbox, OutboxBenchArgs};
 pub use package::{package, PackageBenchArgs};
 pub use sweep::{sweep, SweepBenchArgs};
+
+/// The configuration the in-process benchmarks start from: their data folder and database, a
+/// fresh token key, no scheduled jobs, no demo platform, and no broad rate limit (one address
+/// sends every timed request).
+fn config(data_dir: &std::path::Path, database_url: String) -> crate::config::Config {
+    crate::config::Config {
+        data_dir: data_dir.to_path_buf(),
+        database_url: Some(database_url),
+        jwt_secret: Some(crate::config::Secret::new(
+            crate::auth::password::generate().repeat(3),
+        )),
+        expiry_sweep_seconds: 0,
+        reminder_sweep_seconds: 0,
+        rate_limits: crate::web::limits::RateLimitConfig {
+            requests_per_ip: u32::MAX,
+            ..Default::default()
+        },
+        fulfilment: crate::config::FulfilmentConfig {
+            demo_platform: false,
+            systems: vec![],
+            ..Default::default()
+        },
+        ..crate::config::Config::default()
+    }
+}

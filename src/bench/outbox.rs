@@ -110,23 +110,14 @@ pub async fn outbox(args: OutboxBenchArgs) -> anyhow::Result<()> {
         PathBuf::from("target/bench").join(format!("outbox-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let (sink, port) = Sink::start().await?;
+    let database_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| dir.join("rightsflow.db").display().to_string());
     let mut config = Config {
-        data_dir: dir.clone(),
-        database_url: Some(
-            args.database_url
-                .clone()
-                .unwrap_or_else(|| dir.join("rightsflow.db").display().to_string()),
-        ),
-        jwt_secret: Some(Secret::new(crate::auth::password::generate().repeat(3))),
         mail_transport: Some(MailTransportKind::Smtp),
         smtp_url: Some(Secret::new(format!("smtp://127.0.0.1:{port}"))),
-        expiry_sweep_seconds: 0,
-        reminder_sweep_seconds: 0,
-        fulfilment: crate::config::FulfilmentConfig {
-            demo_platform: false,
-            ..Default::default()
-        },
-        ..Config::default()
+        ..super::config(&dir, database_url)
     };
     config.worker.concurrency = args.concurrency.max(1);
     config.worker.batch = args.batch.max(1);

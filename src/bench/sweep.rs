@@ -12,7 +12,6 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::console::{seed_with, Lcg};
-use crate::config::{Config, Secret};
 use crate::domain::Status;
 use crate::notifications::reminders::{due_soon_cutoffs, find_needed, Needed};
 use crate::service::Services;
@@ -126,18 +125,7 @@ pub async fn sweep(args: SweepBenchArgs) -> anyhow::Result<()> {
             .display()
             .to_string()
     });
-    let config = Config {
-        data_dir: dir.clone(),
-        database_url: Some(database_url),
-        jwt_secret: Some(Secret::new(crate::auth::password::generate().repeat(3))),
-        expiry_sweep_seconds: 0,
-        reminder_sweep_seconds: 0,
-        fulfilment: crate::config::FulfilmentConfig {
-            demo_platform: false,
-            ..Default::default()
-        },
-        ..Config::default()
-    };
+    let config = super::config(&dir, database_url);
     let services = crate::startup::services(&config).await?;
     let backend = services.db().backend().as_str();
     let (samples, days, n) = (args.samples.max(1), args.days, args.requests);
