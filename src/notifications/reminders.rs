@@ -27,6 +27,18 @@ pub fn working_days_left(
         .count() as u32
 }
 
+/// Working days left at `now` to a due date of `jurisdiction` (today is its local date).
+fn days_left(
+    services: &Services,
+    jurisdiction: Jurisdiction,
+    now: DateTime<Utc>,
+    due: NaiveDate,
+) -> u32 {
+    let rules = services.policy().rules(jurisdiction);
+    let today = now.with_timezone(&rules.time_zone).date_naive();
+    working_days_left(services.calendars(), &rules.calendar_region, today, due)
+}
+
 /// The last local day that counts as "due within `days` working days" from `today`: the day
 /// before the `days + 1`-th working day after today. A due date on or before it has at most
 /// `days` working days left ([`working_days_left`]); one after it has more.
@@ -103,16 +115,8 @@ pub fn find_needed(
                     due_at,
                 });
             }
-            let rules = services
-                .policy()
-                .rules(request.jurisdiction.parse::<Jurisdiction>().ok()?);
-            let today = now.with_timezone(&rules.time_zone).date_naive();
-            let left = working_days_left(
-                services.calendars(),
-                &rules.calendar_region,
-                today,
-                request.due_date?,
-            );
+            let jurisdiction = request.jurisdiction.parse::<Jurisdiction>().ok()?;
+            let left = days_left(services, jurisdiction, now, request.due_date?);
             // The query chose by the cutoff; this is the same rule counted day by day.
             (left <= days).then_some(Needed {
                 request,
@@ -201,16 +205,7 @@ pub fn remind_assignee(
         .due
         .as_ref()
         .filter(|due| due.ends_at >= now)
-        .map(|due| {
-            let rules = services.policy().rules(request.state.jurisdiction);
-            let today = now.with_timezone(&rules.time_zone).date_naive();
-            working_days_left(
-                services.calendars(),
-                &rules.calendar_region,
-                today,
-                due.date,
-            )
-        });
+        .map(|due| days_left(services, request.state.jurisdiction, now, due.date));
     let extra = json!({ "working_days_left": left });
     let row = outbox::notify_row(
         &request.id,

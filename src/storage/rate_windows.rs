@@ -8,33 +8,34 @@ use super::schema::rate_windows;
 use super::{DbConnection, StoreError};
 
 /// Counts one hit in the window starting at `window_start` (Unix seconds) and returns the hits
-/// in it so far, this one included. One transaction: concurrent hits on several instances
-/// each count once.
+/// in it so far, this one included. One statement: concurrent hits on several instances each
+/// count once.
 pub fn hit(
     conn: &mut DbConnection,
     limiter: &str,
     key_digest: &str,
     window_start: i64,
 ) -> Result<i64, StoreError> {
-    super::db::write(conn, |c| {
-        // The same upsert on both backends (diesel's on_conflict is not offered for the
-        // multi-backend connection).
+    // One statement, the same on both backends (diesel's on_conflict is not offered for the
+    // multi-backend connection); RETURNING gives this hit's count.
+    let counted: Hits = super::db::write(conn, |c| {
         diesel::sql_query(
             "INSERT INTO rate_windows (limiter, key_digest, window_start, hits) \
              VALUES ($1, $2, $3, 1) ON CONFLICT (limiter, key_digest, window_start) \
-             DO UPDATE SET hits = rate_windows.hits + 1",
+             DO UPDATE SET hits = rate_windows.hits + 1 RETURNING hits",
         )
         .bind::<Text, _>(limiter)
         .bind::<Text, _>(key_digest)
         .bind::<BigInt, _>(window_start)
-        .execute(c)?;
-        Ok(rate_windows::table
-            .filter(rate_windows::limiter.eq(limiter))
-            .filter(rate_windows::key_digest.eq(key_digest))
-            .filter(rate_windows::window_start.eq(window_start))
-            .select(rate_windows::hits)
-            .first(c)?)
-    })
+        .get_result(c)
+    })?;
+    Ok(counted.hits)
+}
+
+#[derive(QueryableByName)]
+struct Hits {
+    #[diesel(sql_type = BigInt)]
+    hits: i64,
 }
 
 /// Deletes windows that started before `before` (Unix seconds); returns how many.

@@ -13,7 +13,6 @@ use super::{fields, outbox, to_db_time, DbConnection, StoreError};
 use crate::auth::vault::Blind;
 use crate::domain::{Event, Jurisdiction, Outcome, Reference, RequestKind, Status};
 
-/// Stores a new request with its submission event and effects.
 /// Stores a new request with its first event, and whatever `also` writes, in one transaction.
 pub fn insert(
     conn: &mut DbConnection,
@@ -291,13 +290,8 @@ pub fn open_condition() -> diesel::expression::SqlLiteral<diesel::sql_types::Boo
     )
 }
 
-/// How many open requests there are per status (the console's counts; ended ones are not
-/// counted, which would mean reading most of the table).
-pub fn count_open_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(open_by_status(&super::tallies::open(conn)?))
-}
-
-/// The open tallies added up by status.
+/// The open tallies added up by status (the console's tabs; ended requests are not shown
+/// there).
 pub fn open_by_status(open: &[Tally]) -> Vec<(String, i64)> {
     let mut by_status = std::collections::BTreeMap::<String, i64>::new();
     for t in open {

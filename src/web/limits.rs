@@ -177,14 +177,14 @@ pub async fn check(limiter: &Limiter, key: &str) -> Result<(), ApiError> {
         Some((name, db)) => {
             let (name, db, per_window, owned) =
                 (*name, db.clone(), limiter.per_window, key.to_owned());
-            match web::block(move || Limiter::hit_shared(name, &db, per_window, &owned)).await {
-                Ok(Ok(outcome)) => outcome,
+            let counted = web::block(move || Limiter::hit_shared(name, &db, per_window, &owned))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            match counted {
+                Ok(outcome) => outcome,
                 // The database did not answer: this process still counts on its own, so a
                 // guesser is limited per instance rather than not at all.
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, limiter = name, "shared rate limit unavailable; counting in this process");
-                    limiter.hit(key)
-                }
                 Err(e) => {
                     tracing::warn!(error = %e, limiter = name, "shared rate limit unavailable; counting in this process");
                     limiter.hit(key)
