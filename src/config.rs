@@ -77,8 +77,8 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             in_serve: true,
-            // Sixteen lanes: an SMTP connection manages about 25 messages a second (Nagle and
-            // delayed ACKs, docs/NOTIFICATIONS.md), and a pass should keep every lane busy.
+            // Sixteen lanes: an exchange with a real relay is mostly waiting for its replies
+            // (docs/NOTIFICATIONS.md, "Concurrency lanes"); a pass should keep every lane busy.
             batch: 100,
             concurrency: 16,
             poll_millis: 500,

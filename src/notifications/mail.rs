@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::{Message, SmtpTransport, Transport};
+use lettre::Message;
 use serde::{Deserialize, Serialize};
 
+use super::smtp::{Server, SmtpClient};
 use super::templates::RenderedEmail;
 
 /// What an `email` outbox row carries: the rendered message, fixed when it was queued.
@@ -35,7 +36,7 @@ pub enum MailError {
 }
 
 pub enum MailTransport {
-    Smtp(Box<SmtpTransport>),
+    Smtp(Box<SmtpClient>),
     File(PathBuf),
     Log,
 }
@@ -51,14 +52,15 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    /// `connections`: how many SMTP connections the pool keeps open for reuse (one per lane
-    /// of the outbox worker, so no lane reconnects for each message).
+    /// `connections`: how many SMTP connections are kept open for reuse (one per lane of the
+    /// outbox worker, so no lane reconnects for each message).
     pub fn smtp(url: &str, from: &str, connections: u32) -> Result<Mailer, MailError> {
-        let transport = SmtpTransport::from_url(url)
-            .map_err(|e| MailError::Config(format!("RIGHTSFLOW_SMTP_URL: {e}")))?
-            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections.max(1)))
-            .build();
-        Mailer::new(MailTransport::Smtp(Box::new(transport)), from)
+        let client = SmtpClient::new(
+            Server::from_url(url)?,
+            connections as usize,
+            std::time::Duration::from_secs(SMTP_TIMEOUT_SECONDS),
+        );
+        Mailer::new(MailTransport::Smtp(Box::new(client)), from)
     }
 
     pub fn file(dir: &Path, from: &str) -> Result<Mailer, MailError> {
@@ -125,10 +127,7 @@ impl Mailer {
     pub fn send(&self, id: &str, email: &EmailPayload) -> Result<(), MailError> {
         let message = self.build(id, email)?;
         match &self.transport {
-            MailTransport::Smtp(smtp) => smtp
-                .send(&message)
-                .map(|_| ())
-                .map_err(|e| MailError::Send(e.to_string())),
+            MailTransport::Smtp(smtp) => smtp.send(message.envelope(), &message.formatted()),
             MailTransport::File(dir) => {
                 let write = |name: String, bytes: &[u8]| {
                     std::fs::write(dir.join(name), bytes)

@@ -9,6 +9,7 @@ pub mod expand;
 pub mod mail;
 pub mod reminders;
 pub mod sms;
+pub mod smtp;
 pub mod templates;
 pub mod worker;
 

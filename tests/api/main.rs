@@ -19,6 +19,7 @@ mod delivery;
 mod encryption;
 mod fulfilment;
 mod lifecycle;
+mod mail_connections;
 mod notifications;
 mod packages;
 mod portal;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +56,10 @@ pub struct SmtpSink {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     refusing: Arc<AtomicBool>,
+    /// Connections accepted so far.
+    sessions: Arc<AtomicUsize>,
+    /// Sessions that began before the `hang_ups`-th hang-up close at their next command.
+    hang_ups: Arc<AtomicUsize>,
 }
 
 impl SmtpSink {
@@ -68,6 +72,8 @@ impl SmtpSink {
             port: listener.local_addr().unwrap().port(),
             received: Arc::default(),
             refusing: Arc::default(),
+            sessions: Arc::default(),
+            hang_ups: Arc::default(),
         };
         let s = sink.clone();
         on_own_thread(async move {
@@ -88,6 +94,17 @@ impl SmtpSink {
 
     pub fn refuse(&self, on: bool) {
         self.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// How many connections clients opened.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Makes every open connection close, without a reply, at its next command (as a server
+    /// does with clients idle too long).
+    pub fn hang_up(&self) {
+        self.hang_ups.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn messages(&self) -> Vec<Received> {
@@ -117,6 +134,8 @@ impl SmtpSink {
     }
 
     async fn session(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        self.sessions.fetch_add(1, Ordering::SeqCst);
+        let era = self.hang_ups.load(Ordering::SeqCst);
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
         write.write_all(b"220 sink.test ESMTP\r\n").await?;
@@ -125,6 +144,9 @@ impl SmtpSink {
         loop {
             line.clear();
             if lines.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if self.hang_ups.load(Ordering::SeqCst) != era {
                 return Ok(());
             }
             let cmd = line.trim_end().to_owned();
