@@ -129,7 +129,7 @@ impl Agent {
 
 fn register(app: &TestApp, agent: &Agent) {
     rightsflow::interop::drp::service::register_agent(
-        &app.services,
+        app.services.db(),
         &Actor::System,
         &agent.id,
         "Test Agent",
@@ -503,5 +503,101 @@ async fn every_validation_failure_is_answered_as_the_specification_says(app: Tes
 
 on_both_backends!(
     every_validation_failure_is_answered_as_the_specification_says,
+    super::configure
+);
+
+fn last_audit(app: &TestApp, action: &str) -> Option<Value> {
+    let mut conn = app.services.db().conn().unwrap();
+    rightsflow::storage::audit_log::last_of(&mut conn, action)
+        .unwrap()
+        .map(|row| serde_json::from_str(&row.details).unwrap())
+}
+
+async fn an_operator_registers_and_disables_agents_from_the_command_line(app: TestApp) {
+    let mut agent = Agent::new("CLI_AGENT", 21);
+    let key = agent.verify_key();
+    let (ok, out, err) = app.cli(
+        &[
+            "drp",
+            "agent-add",
+            "--id",
+            "CLI_AGENT",
+            "--name",
+            "Agent by CLI",
+            "--verify-key",
+            &key,
+        ],
+        &[],
+    );
+    assert!(ok, "{out}{err}");
+    let logged = last_audit(&app, rightsflow::storage::drp::AGENT_REGISTERED).unwrap();
+    assert_eq!(logged["agent_id"], "CLI_AGENT");
+    agent.key_setup(&app).await;
+    let (ok, out, _) = app.cli(&["drp", "agents"], &[]);
+    assert!(
+        ok && out.contains("CLI_AGENT\tAgent by CLI") && out.contains("active"),
+        "{out}"
+    );
+
+    // A bad key is refused and changes nothing.
+    let (ok, _, err) = app.cli(
+        &[
+            "drp",
+            "agent-add",
+            "--id",
+            "CLI_AGENT",
+            "--name",
+            "X",
+            "--verify-key",
+            "AAAA",
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("verify key"), "{err}");
+
+    // Disabled: its token stops working at once, and so does a new key set-up.
+    let (ok, out, err) = app.cli(
+        &["drp", "agent-set", "--id", "CLI_AGENT", "--active", "false"],
+        &[],
+    );
+    assert!(ok, "{out}{err}");
+    let logged = last_audit(&app, rightsflow::storage::drp::AGENT_CHANGED).unwrap();
+    assert_eq!(logged["active"], false);
+    let (status, _) = agent
+        .send(&app, reqwest::Method::GET, "/drp/v1/agent/CLI_AGENT", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, text) = agent
+        .send(
+            &app,
+            reqwest::Method::POST,
+            "/drp/v1/agent/CLI_AGENT",
+            Some(agent.seal(&agent.claims(json!({})))),
+        )
+        .await;
+    assert_eq!((status, text.as_str()), (StatusCode::FORBIDDEN, ""));
+
+    // The business key: a fresh pair, and the configured key's public half.
+    let (ok, out, _) = app.cli(&["drp", "keygen"], &[]);
+    assert!(ok && out.contains("verify key"), "{out}");
+    let seed = B64.encode(BUSINESS_SEED);
+    let (ok, out, _) = app.cli(
+        &["drp", "public-key"],
+        &[
+            ("RIGHTSFLOW_DRP_BUSINESS_ID", BUSINESS),
+            ("RIGHTSFLOW_DRP_SIGNING_KEY", &seed),
+        ],
+    );
+    let ours = B64.encode(
+        SigningKey::from_bytes(&BUSINESS_SEED)
+            .verifying_key()
+            .as_bytes(),
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), ours);
+}
+
+on_both_backends!(
+    an_operator_registers_and_disables_agents_from_the_command_line,
     super::configure
 );

@@ -16,7 +16,7 @@ use crate::service::requests::{self, NewRequest};
 use crate::service::{verification, ServiceError, Services};
 use crate::storage::consents::{self as ledger, ConsentEvent};
 use crate::storage::drp::{self as store, AgentRow, DrpRequestRow};
-use crate::storage::{from_db_time, to_db_time, StoreError};
+use crate::storage::{from_db_time, to_db_time, Database, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrpError {
@@ -75,7 +75,7 @@ pub fn valid_agent_id(id: &str) -> bool {
 
 /// Registers an agent or changes its name and key: admins only (the CLI acts as the system).
 pub fn register_agent(
-    s: &Services,
+    db: &Database,
     who: &Actor,
     id: &str,
     name: &str,
@@ -105,13 +105,13 @@ pub fn register_agent(
         created_at: to_db_time(now),
         updated_at: to_db_time(now),
     };
-    store::register(&mut *s.db().conn()?, who, &row)?;
+    store::register(&mut *db.conn()?, who, &row)?;
     tracing::info!(agent = %id, "drp agent registered");
     Ok(())
 }
 
 pub fn set_agent_active(
-    s: &Services,
+    db: &Database,
     who: &Actor,
     id: &str,
     active: bool,
@@ -120,13 +120,13 @@ pub fn set_agent_active(
     if !(who.administers() || matches!(who, Actor::System)) {
         return Err(ServiceError::NotPermitted.into());
     }
-    store::set_active(&mut *s.db().conn()?, who, id, active, now)?;
+    store::set_active(&mut *db.conn()?, who, id, active, now)?;
     tracing::info!(agent = %id, active, "drp agent changed");
     Ok(())
 }
 
-pub fn agents(s: &Services) -> Result<Vec<AgentRow>, DrpError> {
-    Ok(store::agents(&mut *s.db().conn()?)?)
+pub fn agents(db: &Database) -> Result<Vec<AgentRow>, DrpError> {
+    Ok(store::agents(&mut *db.conn()?)?)
 }
 
 /// Pair-wise key set-up (§2.05): the message is signed by the agent the path names; a token
