@@ -87,6 +87,12 @@ impl Agent {
         (res.status(), res.text().await.unwrap())
     }
 
+    /// §2.06 for this agent's own id.
+    async fn info(&self, app: &TestApp) -> StatusCode {
+        let path = format!("/drp/v1/agent/{}", self.id);
+        self.send(app, reqwest::Method::GET, &path, None).await.0
+    }
+
     async fn key_setup(&mut self, app: &TestApp) {
         let body = self.seal(&self.claims(json!({})));
         let path = format!("/drp/v1/agent/{}", self.id);
@@ -563,9 +569,7 @@ async fn an_operator_registers_and_disables_agents_from_the_command_line(app: Te
     assert!(ok, "{out}{err}");
     let logged = last_audit(&app, rightsflow::storage::drp::AGENT_CHANGED).unwrap();
     assert_eq!(logged["active"], false);
-    let (status, _) = agent
-        .send(&app, reqwest::Method::GET, "/drp/v1/agent/CLI_AGENT", None)
-        .await;
+    let status = agent.info(&app).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, text) = agent
         .send(
@@ -599,5 +603,98 @@ async fn an_operator_registers_and_disables_agents_from_the_command_line(app: Te
 
 on_both_backends!(
     an_operator_registers_and_disables_agents_from_the_command_line,
+    super::configure
+);
+
+async fn admins_register_agents_in_the_console_in_both_languages(app: TestApp) {
+    use crate::console::{goes_to_sign_in, Console};
+    use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, STAFF_PASSWORD};
+    let mut agent = Agent::new("CONSOLE_AGENT", 31);
+    let anon = Console::anonymous(&app);
+    assert!(goes_to_sign_in(&anon.get("/console/drp-agents").await));
+
+    let admin = Console::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let zh = admin.page("/console/drp-agents").await;
+    assert!(
+        zh.contains("数据权利协议代理") && zh.contains("尚未登记任何代理"),
+        "{zh}"
+    );
+    let ours = B64.encode(
+        SigningKey::from_bytes(&BUSINESS_SEED)
+            .verifying_key()
+            .as_bytes(),
+    );
+    assert!(
+        zh.contains(&handlebars::html_escape(&ours)),
+        "the page shows the key agents check callbacks with"
+    );
+    let en = admin.page("/console/drp-agents?lang=en").await;
+    assert!(
+        en.contains("Data Rights Protocol agents") && en.contains("No agent is registered yet"),
+        "{en}"
+    );
+
+    // A bad key: 422 and the page says why; nothing registered.
+    let bad = admin
+        .post(
+            "/console/drp-agents",
+            &[
+                ("id", "CONSOLE_AGENT"),
+                ("name", "Agent"),
+                ("verify_key", "AAAA"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(last_audit(&app, rightsflow::storage::drp::AGENT_REGISTERED).is_none());
+
+    let key = agent.verify_key();
+    let added = admin
+        .post(
+            "/console/drp-agents",
+            &[
+                ("id", "CONSOLE_AGENT"),
+                ("name", "Console Agent"),
+                ("verify_key", &key),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let logged = last_audit(&app, rightsflow::storage::drp::AGENT_REGISTERED).unwrap();
+    assert_eq!(logged["agent_id"], "CONSOLE_AGENT");
+    assert!(admin
+        .page("/console/drp-agents")
+        .await
+        .contains("Console Agent"));
+    agent.key_setup(&app).await;
+
+    // Other roles may not look, let alone change.
+    app.staff("reviewer", Role::Reviewer).await;
+    let reviewer = Console::sign_in(&app, "reviewer@rightsflow.test", STAFF_PASSWORD).await;
+    assert_eq!(
+        reviewer.get("/console/drp-agents").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let refused = reviewer
+        .post("/console/drp-agents/CONSOLE_AGENT", &[("active", "0")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let status = agent.info(&app).await;
+    assert_eq!(status, StatusCode::OK, "still active");
+
+    let off = admin
+        .post("/console/drp-agents/CONSOLE_AGENT", &[("active", "0")])
+        .await;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    let status = agent.info(&app).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a disabled agent's token ends"
+    );
+}
+
+on_both_backends!(
+    admins_register_agents_in_the_console_in_both_languages,
     super::configure
 );
