@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `migrate`, `staff add`, `deadline`.
+//! The command line: `serve` (the default), `migrate`, `staff add`, `deadline`, `drp …`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -59,6 +59,42 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// The Data Rights Protocol: authorised agents and our business key (docs/INTEROP.md).
+    Drp {
+        #[command(subcommand)]
+        action: DrpCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrpCommand {
+    /// Register an authorised agent, or change its name and verify key (a new key ends the
+    /// agent's bearer token). Logged in the audit log.
+    AgentAdd {
+        /// The agent's id in the network's directory (e.g. CR_AGENT).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Base64 of the agent's 32-byte Ed25519 verify key.
+        #[arg(long)]
+        verify_key: String,
+    },
+    /// Turn an agent off (its token stops working) or on again. Logged in the audit log.
+    AgentSet {
+        #[arg(long)]
+        id: String,
+        /// true or false.
+        #[arg(long, action = clap::ArgAction::Set)]
+        active: bool,
+    },
+    /// List the registered agents.
+    Agents,
+    /// Make a new business signing key: prints the seed (for RIGHTSFLOW_DRP_SIGNING_KEY; keep
+    /// it secret, outside the repository) and the verify key agents check callbacks with.
+    Keygen,
+    /// Print the verify key of the configured signing key (what agents check callbacks with).
+    PublicKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +335,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Drp { action } => drp_command(&config, action)?,
         Command::Staff {
             action:
                 StaffCommand::Add {
@@ -474,4 +511,43 @@ pub fn deadline(
         lines.push(format!("warning: {w} / {}", w.message_zh()));
     }
     Ok(lines.join("\n"))
+}
+
+/// `rightsflow drp …`: an operator at the machine acts as the system (in the audit log).
+fn drp_command(config: &Config, action: DrpCommand) -> anyhow::Result<()> {
+    use crate::interop::drp::service as drp;
+    let system = crate::domain::Actor::System;
+    match action {
+        DrpCommand::Keygen => {
+            let (seed, verify_key) = crate::interop::drp::generate_key_pair();
+            println!("signing key (RIGHTSFLOW_DRP_SIGNING_KEY, keep secret): {seed}");
+            println!("verify key (for agents): {verify_key}");
+        }
+        DrpCommand::PublicKey => match config.drp.settings().map_err(anyhow::Error::msg)? {
+            Some(s) => println!("{}", s.verify_key()),
+            None => bail!("drp.business_id and drp.signing_key are not set"),
+        },
+        DrpCommand::AgentAdd {
+            id,
+            name,
+            verify_key,
+        } => {
+            let db = open_database(config)?;
+            drp::register_agent(&db, &system, &id, &name, &verify_key, now())?;
+            println!("agent {id} registered");
+        }
+        DrpCommand::AgentSet { id, active } => {
+            let db = open_database(config)?;
+            drp::set_agent_active(&db, &system, &id, active, now())?;
+            println!("agent {id} {}", if active { "enabled" } else { "disabled" });
+        }
+        DrpCommand::Agents => {
+            let db = open_database(config)?;
+            for a in drp::agents(&db)? {
+                let state = if a.active { "active" } else { "disabled" };
+                println!("{}\t{}\t{}\t{state}", a.id, a.name, a.verify_key);
+            }
+        }
+    }
+    Ok(())
 }

@@ -203,6 +203,34 @@ pub struct Config {
     pub fulfilment: FulfilmentConfig,
     /// The consent ledger: its purposes, the platform's key for its API, the webhook.
     pub consents: ConsentConfig,
+    /// The Data Rights Protocol 1.0 (docs/INTEROP.md): off until both are set.
+    pub drp: DrpConfig,
+}
+
+/// Who we are in a Data Rights Protocol network.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrpConfig {
+    /// Our `business-id` in the network's directory.
+    pub business_id: Option<String>,
+    /// Base64 of the 32-byte Ed25519 seed our status callbacks are signed with
+    /// (`rightsflow drp keygen` makes one); from the environment (`RIGHTSFLOW_DRP_SIGNING_KEY`)
+    /// or a config file outside the repository, never committed.
+    pub signing_key: Option<Secret>,
+}
+
+impl DrpConfig {
+    /// The settings the service runs with: None while DRP is not configured; an error for a
+    /// half or bad configuration.
+    pub fn settings(&self) -> Result<Option<crate::interop::drp::DrpSettings>, String> {
+        match (&self.business_id, &self.signing_key) {
+            (None, None) => Ok(None),
+            (Some(id), Some(key)) => {
+                crate::interop::drp::DrpSettings::from_config(id, key.expose()).map(Some)
+            }
+            _ => Err("drp: business_id and signing_key must be set together".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,6 +410,7 @@ impl Default for Config {
             reminder_sweep_seconds: 300,
             fulfilment: FulfilmentConfig::default(),
             consents: ConsentConfig::default(),
+            drp: DrpConfig::default(),
         }
     }
 }
@@ -528,6 +557,12 @@ impl Config {
         }
         if let Some(v) = get("RIGHTSFLOW_SMS_SECRET") {
             self.sms_secret = Some(Secret(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_DRP_BUSINESS_ID") {
+            self.drp.business_id = Some(v);
+        }
+        if let Some(v) = get("RIGHTSFLOW_DRP_SIGNING_KEY") {
+            self.drp.signing_key = Some(Secret::new(v));
         }
         if let Some(v) = get("RIGHTSFLOW_DATABASE_REPLICA_URL") {
             self.database_replica_url = Some(v);

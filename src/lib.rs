@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod fulfilment;
+pub mod interop;
 pub mod jobs;
 pub mod notifications;
 pub mod percent;

@@ -16,6 +16,10 @@ text_enum! {
         PlatformToken = "platform_token",
         /// Staff checked evidence by hand (guardians, relatives, agents, letters).
         StaffCheck = "staff_check",
+        /// An authorised agent of the Data Rights Protocol attested, in a request it signed,
+        /// that it verified the subject's email address or phone number (docs/INTEROP.md).
+        /// Weaker than our own check: see `identity::missing`.
+        AgentAttested = "agent_attested",
     }
 }
 

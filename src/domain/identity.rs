@@ -57,12 +57,15 @@ pub fn missing(
     let staff = has(VerificationMethod::StaffCheck);
     let platform = has(VerificationMethod::PlatformToken);
     let code = methods.iter().any(is_code);
+    // An agent's attestation is the agent's word, not our check: it is enough where a code
+    // would be, and on strong kinds it stands in for the staff check only beside our own code.
+    let attested = has(VerificationMethod::AgentAttested);
     if representative.is_some() && !staff {
         return Some("staff_check");
     }
     let ok = match requirement {
-        IdentityRequirement::Basic => code || platform || staff,
-        IdentityRequirement::Strong => platform || (code && staff),
+        IdentityRequirement::Basic => code || platform || staff || attested,
+        IdentityRequirement::Strong => platform || (code && (staff || attested)),
     };
     match (ok, code || platform) {
         (true, _) => None,
@@ -102,5 +105,19 @@ mod tests {
             missing(Strong, Some(Relationship::Relative), &[M::PlatformToken]),
             Some("staff_check")
         );
+    }
+
+    #[test]
+    fn an_agents_attestation_is_weaker_than_our_own_check() {
+        use IdentityRequirement::{Basic, Strong};
+        assert_eq!(missing(Basic, None, &[M::AgentAttested]), None);
+        // Deleting or exporting on an agent's word alone: our own code is still needed…
+        assert_eq!(missing(Strong, None, &[M::AgentAttested]), Some("code"));
+        // …and with it the attestation stands in for the staff check.
+        assert_eq!(
+            missing(Strong, None, &[M::AgentAttested, M::EmailCode]),
+            None
+        );
+        assert_eq!(missing(Strong, None, &[M::EmailCode]), Some("staff_check"));
     }
 }

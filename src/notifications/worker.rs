@@ -15,6 +15,7 @@ use super::sms::SmsPayload;
 use super::{Notifier, NotifyError};
 use crate::fulfilment::package::BUILD_RESULT;
 use crate::fulfilment::run;
+use crate::interop::drp::DRP_CALLBACK;
 use crate::service::{now, Services};
 use crate::storage::consents::CONSENT_WEBHOOK;
 use crate::storage::outbox::TRANSFER;
@@ -132,6 +133,9 @@ impl Worker {
             }
             CONSENT_WEBHOOK => crate::fulfilment::consents::send_webhook(&self.services, row)
                 .map_err(NotifyError::from),
+            DRP_CALLBACK => {
+                crate::interop::drp::callback::send(&self.services, row).map_err(NotifyError::from)
+            }
             FULFIL => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&row.payload).map_err(payload_error)?;

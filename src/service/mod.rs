@@ -41,6 +41,7 @@ struct Inner {
     systems: crate::fulfilment::registry::Registry,
     consents: crate::config::ConsentConfig,
     restriction_notice_days: u32,
+    drp: Option<crate::interop::drp::DrpSettings>,
 }
 
 /// What fulfilment needs: the data systems and the consent ledger's settings.
@@ -49,6 +50,9 @@ pub struct FulfilmentSettings {
     pub consents: crate::config::ConsentConfig,
     /// Days between telling the subject and lifting a restriction.
     pub restriction_notice_days: u32,
+    /// The Data Rights Protocol's business id and signing key (status callbacks tell agents how
+    /// their requests end); None: DRP is off.
+    pub drp: Option<crate::interop::drp::DrpSettings>,
 }
 
 /// What the identity checks need besides the database: limits, the platform's key, and the
@@ -78,6 +82,7 @@ impl Services {
             systems,
             consents,
             restriction_notice_days,
+            drp,
         } = fulfilment;
         Services {
             inner: Arc::new(Inner {
@@ -93,6 +98,7 @@ impl Services {
                 systems,
                 consents,
                 restriction_notice_days,
+                drp,
             }),
         }
     }
@@ -100,6 +106,11 @@ impl Services {
     /// The consent ledger's settings.
     pub fn consents(&self) -> &crate::config::ConsentConfig {
         &self.inner.consents
+    }
+
+    /// The Data Rights Protocol's settings, when it is configured.
+    pub fn drp(&self) -> Option<&crate::interop::drp::DrpSettings> {
+        self.inner.drp.as_ref()
     }
 
     /// Days between telling the subject a restriction will be lifted and lifting it.

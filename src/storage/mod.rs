@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod blobs;
 pub mod consents;
 pub mod db;
+pub mod drp;
 pub mod fields;
 pub mod inbox;
 pub mod job_ticks;

@@ -52,7 +52,9 @@ pub fn save_outcome(
         if changed != 1 {
             return Err(StoreError::Conflict);
         }
-        append(c, before, outcome)
+        append(c, before, outcome)?;
+        // An agent that sent the request through DRP is told of the change.
+        super::drp::queue_callback(c, &before.id, &before.state, &outcome.state, now)
     })
 }
 

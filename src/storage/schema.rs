@@ -302,7 +302,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    drp_agents (id) {
+        id -> Text,
+        name -> Text,
+        verify_key -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    drp_tokens (token_hash) {
+        token_hash -> Text,
+        agent_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    drp_requests (id) {
+        id -> Text,
+        request_id -> Nullable<Text>,
+        agent_id -> Text,
+        agent_request_id -> Nullable<Text>,
+        exercise -> Text,
+        regime -> Nullable<Text>,
+        status_callback -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(drp_tokens -> drp_agents (agent_id));
+diesel::joinable!(drp_requests -> requests (request_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    drp_agents,
+    drp_tokens,
+    drp_requests,
     anonymised_requests,
     due_tallies,
     rate_windows,

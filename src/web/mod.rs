@@ -6,6 +6,7 @@ pub mod audit;
 pub mod consents;
 pub mod console;
 pub mod dev;
+pub mod drp;
 pub mod error;
 pub mod extract;
 pub mod fulfilment;
@@ -57,6 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier
                 .configure(audit::routes),
         )
         .route("/api/openapi.json", web::get().to(openapi::document))
+        // The Data Rights Protocol under its own prefix (OpenDSR will take /opendsr/v1).
+        .configure(drp::routes)
         .configure(verify_page::routes)
         .configure(portal::routes)
         .configure(console::routes);

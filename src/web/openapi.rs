@@ -229,7 +229,8 @@ pub fn spec() -> Value {
         "components": {
             "securitySchemes": {
                 "staffBearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
-                "subjectSession": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A subject session from /verification, /verification/magic-link or a platform sign-in" }
+                "subjectSession": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A subject session from /verification, /verification/magic-link or a platform sign-in" },
+                "drpBearer": { "type": "http", "scheme": "bearer", "description": "The token a DRP agent got from its pair-wise key set-up (POST /drp/v1/agent/{agent_id})" }
             },
             "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
             "schemas": {
@@ -274,15 +275,21 @@ pub fn spec() -> Value {
             }
         }
     });
-    for more in [fulfilment_paths, audit_paths(&staff_auth)] {
+    for more in [
+        fulfilment_paths,
+        audit_paths(&staff_auth),
+        super::drp::openapi_paths(),
+    ] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);
         }
     }
-    if let (Some(schemas), Value::Object(views)) =
-        (doc["components"]["schemas"].as_object_mut(), view_schemas())
-    {
-        schemas.extend(views);
+    for more in [view_schemas(), super::drp::openapi_schemas()] {
+        if let (Some(schemas), Value::Object(more)) =
+            (doc["components"]["schemas"].as_object_mut(), more)
+        {
+            schemas.extend(more);
+        }
     }
     complete_error_responses(&mut doc);
     doc

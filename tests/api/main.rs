@@ -16,6 +16,7 @@ mod consents;
 mod console;
 mod crash_safety;
 mod delivery;
+mod drp;
 mod encryption;
 mod fulfilment;
 mod lifecycle;

@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 29] = [
+const ROUTES: [(&str, &str); 34] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -59,6 +59,11 @@ const ROUTES: [(&str, &str); 29] = [
     ("post", "/api/v1/staff/tasks/{task}/waive"),
     ("post", "/api/v1/staff/requests/{id}/restriction/lift"),
     ("get", "/api/v1/audit/log"),
+    ("post", "/drp/v1/agent/{agent_id}"),
+    ("get", "/drp/v1/agent/{agent_id}"),
+    ("post", "/drp/v1/data-rights-request"),
+    ("get", "/drp/v1/data-rights-request/{request_id}"),
+    ("delete", "/drp/v1/data-rights-request/{request_id}"),
 ];
 
 async fn the_openapi_document_lists_every_route(app: TestApp) {
@@ -93,7 +98,9 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
             .replace("{reference}", "DSR-0000-0000")
             .replace("{id}", "x")
             .replace("{result_id}", "x")
-            .replace("{platform_user_id}", "x");
+            .replace("{platform_user_id}", "x")
+            .replace("{agent_id}", "x")
+            .replace("{request_id}", "x");
         let res = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))

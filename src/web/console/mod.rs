@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod dashboard;
+pub mod drp_agents;
 pub mod queue;
 pub mod request;
 pub mod second_factor;
@@ -61,7 +62,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/audit", web::get().to(audit::page))
         .route("/console/staff", web::get().to(staff_admin::list))
         .route("/console/staff", web::post().to(staff_admin::add))
-        .route("/console/staff/{id}", web::post().to(staff_admin::change));
+        .route("/console/staff/{id}", web::post().to(staff_admin::change))
+        .route("/console/drp-agents", web::get().to(drp_agents::list))
+        .route("/console/drp-agents", web::post().to(drp_agents::add))
+        .route(
+            "/console/drp-agents/{id}",
+            web::post().to(drp_agents::change),
+        );
 }
 
 async fn home(req: HttpRequest) -> HttpResponse {

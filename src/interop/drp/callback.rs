@@ -1,0 +1,51 @@
+//! Status callbacks (§2.03): one outbox row per change of a request's DRP status (queued with
+//! the change, `storage::drp::queue_callback`), sent by the outbox worker as a POST of the
+//! status object to the agent's `status_callback`, signed with our business key in the same
+//! combined mode as the agent's requests, `text/plain`. Anything but a 2xx is retried with the
+//! worker's back-off and, in the end, parked among the failed deliveries for an admin to retry.
+
+use serde::Deserialize;
+
+use super::{message, service};
+use crate::domain::RequestState;
+use crate::fulfilment::run::FulfilError;
+use crate::service::Services;
+use crate::storage::outbox::OutboxRow;
+
+#[derive(Deserialize)]
+struct Payload {
+    drp_request_id: String,
+    state: RequestState,
+}
+
+/// Sends one callback row.
+pub fn send(s: &Services, row: &OutboxRow) -> Result<(), FulfilError> {
+    let cfg = service::settings(s)
+        .map_err(|_| FulfilError::Permanent("drp is not configured any more".into()))?;
+    let p: Payload = serde_json::from_str(&row.payload)
+        .map_err(|e| FulfilError::Permanent(format!("drp callback payload: {e}")))?;
+    let permanent = |e: service::DrpError| FulfilError::Permanent(e.to_string());
+    let url = service::callback_url(s, &p.drp_request_id)
+        .map_err(permanent)?
+        .ok_or_else(|| FulfilError::Permanent("the request has no status_callback".into()))?;
+    let status = service::callback_status(s, &p.drp_request_id, &p.state).map_err(permanent)?;
+    let body = message::seal(status.to_string().as_bytes(), &cfg.signing_key);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(15)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let res = agent
+        .post(&url)
+        .header("Content-Type", "text/plain")
+        .header("Idempotency-Key", &row.id)
+        .send(&body)
+        .map_err(|e| FulfilError::Transient(format!("drp callback: {e}")))?;
+    match res.status().as_u16() {
+        200..=299 => {
+            tracing::info!(outbox_id = %row.id, "drp status callback delivered");
+            Ok(())
+        }
+        code => Err(FulfilError::Transient(format!("drp callback: HTTP {code}"))),
+    }
+}
