@@ -79,6 +79,10 @@ pub enum DrpCommand {
         /// Base64 of the agent's 32-byte Ed25519 verify key.
         #[arg(long)]
         verify_key: String,
+        /// Where the agent's status callbacks may go (e.g. https://agent.example.com); without
+        /// it the agent gets no callbacks and polls.
+        #[arg(long)]
+        callback_origin: Option<String>,
     },
     /// Turn an agent off (its token stops working) or on again. Logged in the audit log.
     AgentSet {
@@ -531,9 +535,11 @@ fn drp_command(config: &Config, action: DrpCommand) -> anyhow::Result<()> {
             id,
             name,
             verify_key,
+            callback_origin,
         } => {
             let db = open_database(config)?;
-            drp::register_agent(&db, &system, &id, &name, &verify_key, now())?;
+            let origin = callback_origin.as_deref();
+            drp::register_agent(&db, &system, &id, &name, &verify_key, origin, now())?;
             println!("agent {id} registered");
         }
         DrpCommand::AgentSet { id, active } => {
@@ -545,7 +551,8 @@ fn drp_command(config: &Config, action: DrpCommand) -> anyhow::Result<()> {
             let db = open_database(config)?;
             for a in drp::agents(&db)? {
                 let state = if a.active { "active" } else { "disabled" };
-                println!("{}\t{}\t{}\t{state}", a.id, a.name, a.verify_key);
+                let origin = a.callback_origin.as_deref().unwrap_or("-");
+                println!("{}\t{}\t{}\t{origin}\t{state}", a.id, a.name, a.verify_key);
             }
         }
     }

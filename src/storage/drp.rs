@@ -24,6 +24,8 @@ pub struct AgentRow {
     pub id: String,
     pub name: String,
     pub verify_key: String,
+    /// `scheme://host[:port]` the agent's status callbacks may go to; none: no callbacks.
+    pub callback_origin: Option<String>,
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -74,6 +76,7 @@ pub fn register(conn: &mut DbConnection, who: &Actor, row: &AgentRow) -> Result<
                     .set((
                         drp_agents::name.eq(&row.name),
                         drp_agents::verify_key.eq(&row.verify_key),
+                        drp_agents::callback_origin.eq(&row.callback_origin),
                         drp_agents::active.eq(row.active),
                         drp_agents::updated_at.eq(row.updated_at),
                     ))
@@ -96,7 +99,7 @@ pub fn register(conn: &mut DbConnection, who: &Actor, row: &AgentRow) -> Result<
                 request_id: None,
                 details: json!({
                     "agent_id": row.id, "name": row.name, "verify_key": row.verify_key,
-                    "active": row.active,
+                    "callback_origin": row.callback_origin, "active": row.active,
                 }),
                 at: row.updated_at.and_utc(),
             },

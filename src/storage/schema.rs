@@ -307,6 +307,7 @@ diesel::table! {
         id -> Text,
         name -> Text,
         verify_key -> Text,
+        callback_origin -> Nullable<Text>,
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,

@@ -134,15 +134,27 @@ impl Agent {
 }
 
 fn register(app: &TestApp, agent: &Agent) {
+    register_with_callbacks(app, agent, None);
+}
+
+/// Registers (or changes) the agent with the origin its status callbacks may go to.
+fn register_with_callbacks(app: &TestApp, agent: &Agent, origin: Option<&str>) {
     rightsflow::interop::drp::service::register_agent(
         app.services.db(),
         &Actor::System,
         &agent.id,
         "Test Agent",
         &agent.verify_key(),
+        origin,
         Utc::now(),
     )
     .unwrap();
+}
+
+/// `scheme://host:port` of a URL (the callback listener's).
+fn origin_of(url: &str) -> String {
+    let rest = url.split_once("://").unwrap();
+    format!("{}://{}", rest.0, rest.1.split('/').next().unwrap())
 }
 
 /// An HTTP listener on loopback that answers 200 and hands over every body it receives.
@@ -230,6 +242,7 @@ async fn an_agent_deletes_through_drp_and_is_told_when_it_is_done(app: TestApp) 
     );
 
     let (callback, mut received) = callback_listener().await;
+    register_with_callbacks(&app, &agent, Some(&origin_of(&callback)));
     let before = requests_total(&app, &admin).await;
     let (status, created) = agent
         .exercise(
@@ -512,6 +525,86 @@ on_both_backends!(
     super::configure
 );
 
+/// Status callbacks go only to the origin an admin registered for the agent: without one the
+/// agent polls, and a callback elsewhere (our own network included) is refused unchanged.
+async fn callbacks_go_only_to_the_origin_registered_for_the_agent(app: TestApp) {
+    let admin = app.admin_token().await;
+    let mut agent = Agent::new("CR_AGENT", 41);
+    register(&app, &agent);
+    agent.key_setup(&app).await;
+    let ask = |callback: &str| {
+        agent.seal(&agent.claims(json!({
+            "exercise": "access", "regime": "ccpa", "status_callback": callback,
+            "email": "grace@example.test", "email_verified": true,
+        })))
+    };
+    let before = requests_total(&app, &admin).await;
+    // No origin registered yet: no callbacks at all.
+    let (status, answer) = agent.exercise(&app, ask("https://agent.test/status")).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_value")),
+        "{answer}"
+    );
+
+    register_with_callbacks(&app, &agent, Some("https://agent.test"));
+    for callback in [
+        "http://127.0.0.1:5432/",
+        "http://agent.test/status",
+        "https://agent.test:8443/status",
+        "https://agent.test.evil.example/status",
+        "https://user:pw@agent.test/status",
+        "ftp://agent.test/status",
+    ] {
+        let (status, answer) = agent.exercise(&app, ask(callback)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_value")),
+            "{callback}: {answer}"
+        );
+    }
+    assert_eq!(
+        requests_total(&app, &admin).await,
+        before,
+        "a refused callback address stores nothing"
+    );
+    let (status, answer) = agent
+        .exercise(&app, ask("https://agent.test/drp/status?x=1"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(requests_total(&app, &admin).await, before + 1);
+
+    // The origin an admin registers is an origin, nothing more.
+    for bad in [
+        "https://agent.test/path",
+        "agent.test",
+        "https://agent.test/?q=1",
+        "javascript:alert(1)",
+    ] {
+        let refused = rightsflow::interop::drp::service::register_agent(
+            app.services.db(),
+            &Actor::System,
+            &agent.id,
+            "Test Agent",
+            &agent.verify_key(),
+            Some(bad),
+            Utc::now(),
+        );
+        assert!(
+            matches!(
+                refused,
+                Err(rightsflow::interop::drp::service::DrpError::Invalid(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+on_both_backends!(
+    callbacks_go_only_to_the_origin_registered_for_the_agent,
+    super::configure
+);
+
 fn last_audit(app: &TestApp, action: &str) -> Option<Value> {
     let mut conn = app.services.db().conn().unwrap();
     rightsflow::storage::audit_log::last_of(&mut conn, action)
@@ -656,16 +749,35 @@ async fn admins_register_agents_in_the_console_in_both_languages(app: TestApp) {
                 ("id", "CONSOLE_AGENT"),
                 ("name", "Console Agent"),
                 ("verify_key", &key),
+                ("callback_origin", "https://console-agent.test/"),
             ],
         )
         .await;
     assert_eq!(added.status(), StatusCode::SEE_OTHER);
     let logged = last_audit(&app, rightsflow::storage::drp::AGENT_REGISTERED).unwrap();
     assert_eq!(logged["agent_id"], "CONSOLE_AGENT");
-    assert!(admin
-        .page("/console/drp-agents")
-        .await
-        .contains("Console Agent"));
+    assert_eq!(logged["callback_origin"], "https://console-agent.test");
+    let listed = admin.page("/console/drp-agents").await;
+    assert!(listed.contains("Console Agent"));
+    assert!(listed.contains("<code>https://console-agent.test</code>"));
+    // An origin with a path is not an origin: refused, nothing changed.
+    let refused = admin
+        .post(
+            "/console/drp-agents",
+            &[
+                ("id", "CONSOLE_AGENT"),
+                ("name", "Console Agent"),
+                ("verify_key", &key),
+                ("callback_origin", "https://console-agent.test/status"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        last_audit(&app, rightsflow::storage::drp::AGENT_CHANGED),
+        None,
+        "nothing changed"
+    );
     agent.key_setup(&app).await;
 
     // Other roles may not look, let alone change.

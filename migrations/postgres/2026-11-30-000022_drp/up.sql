@@ -1,10 +1,13 @@
 -- The Data Rights Protocol 1.0 (docs/INTEROP.md). Authorised agents are registered by an admin
 -- (console or CLI) with the Ed25519 key their requests are signed with; a pair-wise key set-up
--- hands the agent a bearer token, stored here only as its SHA-256 digest.
+-- hands the agent a bearer token, stored here only as its SHA-256 digest. Status callbacks go
+-- only to the origin (scheme, host, port) the admin registered for the agent, if any: the
+-- agent cannot point our server at an address of its choosing.
 CREATE TABLE drp_agents (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     verify_key TEXT NOT NULL,
+    callback_origin TEXT,
     active BOOLEAN NOT NULL,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL

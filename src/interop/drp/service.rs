@@ -80,6 +80,7 @@ pub fn register_agent(
     id: &str,
     name: &str,
     verify_key: &str,
+    callback_origin: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DrpError> {
     if !(who.administers() || matches!(who, Actor::System)) {
@@ -97,10 +98,17 @@ pub fn register_agent(
         ));
     }
     message::parse_verify_key(verify_key).map_err(DrpError::Invalid)?;
+    let callback_origin = callback_origin
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(super::callback::registered_origin)
+        .transpose()
+        .map_err(DrpError::Invalid)?;
     let row = AgentRow {
         id: id.to_owned(),
         name: name.to_owned(),
         verify_key: verify_key.trim().to_owned(),
+        callback_origin,
         active: true,
         created_at: to_db_time(now),
         updated_at: to_db_time(now),
@@ -205,11 +213,8 @@ pub fn exercise(
         .ok_or_else(|| DrpError::Unsupported("unsupported regime (only ccpa)".into()))?;
     let callback = optional_text(&m, "status_callback")?;
     if let Some(url) = &callback {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(DrpError::Invalid(
-                "status_callback must be an http(s) URL".into(),
-            ));
-        }
+        super::callback::allowed(agent.callback_origin.as_deref(), url)
+            .map_err(DrpError::Invalid)?;
     }
     let who = exercise::identity(&m).map_err(DrpError::Invalid)?;
     let row = DrpRequestRow {
@@ -437,7 +442,13 @@ pub fn callback_status(
     ))
 }
 
-/// Where a request's callbacks go.
-pub fn callback_url(s: &Services, drp_id: &str) -> Result<Option<String>, DrpError> {
-    Ok(store::find_request(&mut *s.db().conn()?, drp_id)?.status_callback)
+/// Where a request's callbacks go, and the origin registered for its agent now.
+pub fn callback_target(
+    s: &Services,
+    drp_id: &str,
+) -> Result<(Option<String>, Option<String>), DrpError> {
+    let mut conn = s.db().conn()?;
+    let row = store::find_request(&mut conn, drp_id)?;
+    let origin = store::agent(&mut conn, &row.agent_id)?.and_then(|a| a.callback_origin);
+    Ok((row.status_callback, origin))
 }

@@ -41,6 +41,7 @@ async fn render(
             .map(|a| {
                 json!({
                     "id": a.id, "name": a.name, "verify_key": a.verify_key, "active": a.active,
+                    "callback_origin": a.callback_origin,
                     "updated_at": p.time(from_db_time(a.updated_at)),
                 })
             })
@@ -81,10 +82,13 @@ pub async fn add(
     };
     let field = |k: &str| posted.one(k).unwrap_or_default().trim().to_owned();
     let (id, name, key) = (field("id"), field("name"), field("verify_key"));
+    let origin = Some(field("callback_origin")).filter(|o| !o.is_empty());
     let (services, actor) = (s.clone(), user.actor.clone());
-    let done =
-        web::block(move || drp::register_agent(services.db(), &actor, &id, &name, &key, now()))
-            .await;
+    let done = web::block(move || {
+        let origin = origin.as_deref();
+        drp::register_agent(services.db(), &actor, &id, &name, &key, origin, now())
+    })
+    .await;
     match done {
         Ok(Ok(())) => finish(page.redirect("/console/drp-agents?done=1"), &user),
         Ok(Err(DrpError::Invalid(_))) => {
