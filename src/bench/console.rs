@@ -328,14 +328,22 @@ pub async fn console(args: ConsoleBenchArgs) -> anyhow::Result<()> {
         // Fresh statistics (and, on PostgreSQL, the visibility map that index-only counts
         // need) after a bulk load, as an operator would; autovacuum would, later.
         let mut conn = db.conn()?;
-        conn.batch_execute(if backend == "postgres" {
+        let statements: &[&str] = if backend == "postgres" {
             // The bulk load updated the few rows of the tally tables a million times: compact
-            // them once (autovacuum keeps them small under ordinary traffic).
-            "VACUUM ANALYZE requests; VACUUM FULL ANALYZE request_tallies, due_tallies"
+            // them once (autovacuum keeps them small under ordinary traffic). One statement
+            // per call: PostgreSQL runs a string of several as one transaction, and VACUUM
+            // refuses to run inside one.
+            &[
+                "VACUUM ANALYZE requests",
+                "VACUUM FULL ANALYZE request_tallies, due_tallies",
+            ]
         } else {
             // Full statistics, as `rightsflow migrate` leaves them (see storage::db).
-            "PRAGMA analysis_limit=0; ANALYZE"
-        })?;
+            &["PRAGMA analysis_limit=0; ANALYZE"]
+        };
+        for sql in statements {
+            conn.batch_execute(sql)?;
+        }
     }
     // A fresh admin for this run (the first-admin rule only fires on an empty staff table).
     let email = format!("bench-{}@bench.test", uuid::Uuid::new_v4().simple());
