@@ -1,4 +1,7 @@
-//! The command line: `serve` (the default), `migrate`, `staff add`, `deadline`, `drp …`.
+//! The command line: `serve` (the default), `migrate`, `staff add`, `deadline`, `drp …`,
+//! `opendsr …`.
+
+mod opendsr;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -63,6 +66,11 @@ pub enum Command {
     Drp {
         #[command(subcommand)]
         action: DrpCommand,
+    },
+    /// OpenDSR 2.0: controllers and our signing key (docs/INTEROP.md).
+    Opendsr {
+        #[command(subcommand)]
+        action: opendsr::OpendsrCommand,
     },
 }
 
@@ -340,6 +348,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Drp { action } => drp_command(&config, action)?,
+        Command::Opendsr { action } => opendsr::run(&config, action)?,
         Command::Staff {
             action:
                 StaffCommand::Add {

@@ -205,6 +205,55 @@ pub struct Config {
     pub consents: ConsentConfig,
     /// The Data Rights Protocol 1.0 (docs/INTEROP.md): off until both are set.
     pub drp: DrpConfig,
+    /// OpenDSR 2.0 (docs/INTEROP.md): off until its signing key is set.
+    pub opendsr: OpendsrConfig,
+}
+
+/// Who we are to OpenDSR controllers: the key our responses and callbacks are signed with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpendsrConfig {
+    /// A P-256 private key, PKCS#8 PEM or base64 of its DER (`rightsflow opendsr keygen`
+    /// makes one); from the environment (`RIGHTSFLOW_OPENDSR_SIGNING_KEY`) or a config file
+    /// outside the repository, never committed.
+    pub signing_key: Option<Secret>,
+    /// The domain our signatures are issued for (`X-OpenDSR-Processor-Domain`); the host of
+    /// `public_url` when absent.
+    pub processor_domain: Option<String>,
+    /// The PEM certificate of the signing key, issued by a trusted authority to the processor
+    /// domain (§4.1), published through discovery.
+    pub certificate_file: Option<PathBuf>,
+}
+
+impl OpendsrConfig {
+    /// The settings the service runs with: None while OpenDSR is not configured; an error for
+    /// a bad configuration.
+    pub fn settings(
+        &self,
+        public_url: &str,
+    ) -> Result<Option<crate::interop::opendsr::OpendsrSettings>, String> {
+        let Some(key) = &self.signing_key else {
+            if self.processor_domain.is_some() || self.certificate_file.is_some() {
+                return Err("opendsr: signing_key is not set".into());
+            }
+            return Ok(None);
+        };
+        let domain = match &self.processor_domain {
+            Some(d) => d.clone(),
+            None => url::Url::parse(public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .ok_or("opendsr: processor_domain is not set and public_url has no host")?,
+        };
+        let certificate = match &self.certificate_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("opendsr.certificate_file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        crate::interop::opendsr::OpendsrSettings::new(key.expose(), &domain, certificate).map(Some)
+    }
 }
 
 /// Who we are in a Data Rights Protocol network.
@@ -411,6 +460,7 @@ impl Default for Config {
             fulfilment: FulfilmentConfig::default(),
             consents: ConsentConfig::default(),
             drp: DrpConfig::default(),
+            opendsr: OpendsrConfig::default(),
         }
     }
 }
@@ -563,6 +613,15 @@ impl Config {
         }
         if let Some(v) = get("RIGHTSFLOW_DRP_SIGNING_KEY") {
             self.drp.signing_key = Some(Secret::new(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_OPENDSR_SIGNING_KEY") {
+            self.opendsr.signing_key = Some(Secret::new(v));
+        }
+        if let Some(v) = get("RIGHTSFLOW_OPENDSR_PROCESSOR_DOMAIN") {
+            self.opendsr.processor_domain = Some(v);
+        }
+        if let Some(v) = get("RIGHTSFLOW_OPENDSR_CERTIFICATE_FILE") {
+            self.opendsr.certificate_file = Some(v.into());
         }
         if let Some(v) = get("RIGHTSFLOW_DATABASE_REPLICA_URL") {
             self.database_replica_url = Some(v);

@@ -185,6 +185,10 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
         consents: config.consents.clone(),
         restriction_notice_days: config.fulfilment.restriction_notice_days,
         drp: config.drp.settings().map_err(StartupError::Config)?,
+        opendsr: config
+            .opendsr
+            .settings(&config.public_url())
+            .map_err(StartupError::Config)?,
     };
     let replica = match &config.database_replica_url {
         Some(url) => {

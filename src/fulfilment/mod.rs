@@ -10,6 +10,7 @@
 
 pub mod consents;
 pub mod dataset;
+pub mod gpc;
 pub mod http;
 pub mod package;
 pub mod registry;

@@ -16,6 +16,7 @@ use super::{Notifier, NotifyError};
 use crate::fulfilment::package::BUILD_RESULT;
 use crate::fulfilment::run;
 use crate::interop::drp::DRP_CALLBACK;
+use crate::interop::opendsr::OPENDSR_CALLBACK;
 use crate::service::{now, Services};
 use crate::storage::consents::CONSENT_WEBHOOK;
 use crate::storage::outbox::TRANSFER;
@@ -136,6 +137,8 @@ impl Worker {
             DRP_CALLBACK => {
                 crate::interop::drp::callback::send(&self.services, row).map_err(NotifyError::from)
             }
+            OPENDSR_CALLBACK => crate::interop::opendsr::callback::send(&self.services, row)
+                .map_err(NotifyError::from),
             FULFIL => {
                 let payload: serde_json::Value =
                     serde_json::from_str(&row.payload).map_err(payload_error)?;

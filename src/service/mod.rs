@@ -42,6 +42,7 @@ struct Inner {
     consents: crate::config::ConsentConfig,
     restriction_notice_days: u32,
     drp: Option<crate::interop::drp::DrpSettings>,
+    opendsr: Option<crate::interop::opendsr::OpendsrSettings>,
 }
 
 /// What fulfilment needs: the data systems and the consent ledger's settings.
@@ -53,6 +54,8 @@ pub struct FulfilmentSettings {
     /// The Data Rights Protocol's business id and signing key (status callbacks tell agents how
     /// their requests end); None: DRP is off.
     pub drp: Option<crate::interop::drp::DrpSettings>,
+    /// OpenDSR's signing key and domain (status callbacks are signed); None: OpenDSR is off.
+    pub opendsr: Option<crate::interop::opendsr::OpendsrSettings>,
 }
 
 /// What the identity checks need besides the database: limits, the platform's key, and the
@@ -83,6 +86,7 @@ impl Services {
             consents,
             restriction_notice_days,
             drp,
+            opendsr,
         } = fulfilment;
         Services {
             inner: Arc::new(Inner {
@@ -99,6 +103,7 @@ impl Services {
                 consents,
                 restriction_notice_days,
                 drp,
+                opendsr,
             }),
         }
     }
@@ -111,6 +116,11 @@ impl Services {
     /// The Data Rights Protocol's settings, when it is configured.
     pub fn drp(&self) -> Option<&crate::interop::drp::DrpSettings> {
         self.inner.drp.as_ref()
+    }
+
+    /// OpenDSR's settings, when it is configured.
+    pub fn opendsr(&self) -> Option<&crate::interop::opendsr::OpendsrSettings> {
+        self.inner.opendsr.as_ref()
     }
 
     /// Days between telling the subject a restriction will be lifted and lifting it.

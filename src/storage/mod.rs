@@ -11,6 +11,7 @@ pub mod drp;
 pub mod fields;
 pub mod inbox;
 pub mod job_ticks;
+pub mod opendsr;
 pub mod outbox;
 pub mod rate_windows;
 pub mod rekey;

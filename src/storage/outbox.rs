@@ -13,6 +13,7 @@ use super::tasks::FULFIL;
 use super::{fields, to_db_time, DbConnection, StoreError};
 use crate::domain::{Effect, Locale, Message, Recipient};
 use crate::interop::drp::DRP_CALLBACK;
+use crate::interop::opendsr::OPENDSR_CALLBACK;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = outbox)]
@@ -220,7 +221,7 @@ pub fn claim(
     };
     let sql = format!(
         "UPDATE outbox SET status = '{PROCESSING}', claimed_by = $1, claimed_until = $2, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}', '{START_FULFILMENT}', '{FULFIL}', '{CONSENT_WEBHOOK}', '{BUILD_RESULT}', '{TRANSFER}', '{DRP_CALLBACK}') \
+         WHERE id IN (SELECT id FROM outbox WHERE kind IN ('{NOTIFY}', '{EMAIL}', '{SMS}', '{START_FULFILMENT}', '{FULFIL}', '{CONSENT_WEBHOOK}', '{BUILD_RESULT}', '{TRANSFER}', '{DRP_CALLBACK}', '{OPENDSR_CALLBACK}') \
            AND ((status = '{PENDING}' AND run_after <= $3) OR (status = '{PROCESSING}' AND claimed_until < $3)) \
            ORDER BY run_after, id LIMIT $4 {lock}) {CLAIM_RETURNING}"
     );

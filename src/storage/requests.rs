@@ -53,8 +53,10 @@ pub fn save_outcome(
             return Err(StoreError::Conflict);
         }
         append(c, before, outcome)?;
-        // An agent that sent the request through DRP is told of the change.
-        super::drp::queue_callback(c, &before.id, &before.state, &outcome.state, now)
+        // An agent that sent the request through DRP, or a controller through OpenDSR, is
+        // told of the change.
+        super::drp::queue_callback(c, &before.id, &before.state, &outcome.state, now)?;
+        super::opendsr::queue_callbacks(c, &before.id, &before.state, &outcome.state, now)
     })
 }
 

@@ -339,7 +339,36 @@ diesel::table! {
 diesel::joinable!(drp_tokens -> drp_agents (agent_id));
 diesel::joinable!(drp_requests -> requests (request_id));
 
+diesel::table! {
+    opendsr_controllers (id) {
+        id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    opendsr_requests (controller_id, subject_request_id) {
+        controller_id -> Text,
+        subject_request_id -> Text,
+        request_id -> Text,
+        subject_request_type -> Text,
+        regulation -> Text,
+        api_version -> Nullable<Text>,
+        status_callback_urls -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(opendsr_requests -> opendsr_controllers (controller_id));
+diesel::joinable!(opendsr_requests -> requests (request_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    opendsr_controllers,
+    opendsr_requests,
     drp_agents,
     drp_tokens,
     drp_requests,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{blocking, ApiError};
-use crate::fulfilment::consents;
+use crate::fulfilment::{consents, gpc};
 use crate::service::{now, Services};
 use crate::storage::from_db_time;
 
@@ -17,7 +17,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/subjects/{platform_user_id}/consents",
             web::post().to(record),
-        );
+        )
+        .route("/platform/gpc", web::post().to(gpc_signal));
 }
 
 /// The platform's key, or the answer that ends the request.
@@ -123,5 +124,29 @@ async fn record(
         "granted": event.granted,
         "source": event.source,
         "at": from_db_time(event.at),
+    })))
+}
+
+/// Global Privacy Control (docs/INTEROP.md): the platform forwards a signed-in user's
+/// `Sec-GPC` header with the token it signed for them (`X-Platform-Token`). `Sec-GPC: 1` opts
+/// the account out of sharing and personalised advertising in the consent ledger (source
+/// `gpc`); any other value, or none, changes nothing and says so (`"gpc": false`).
+async fn gpc_signal(req: HttpRequest, s: web::Data<Services>) -> Result<HttpResponse, ApiError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let token = header("x-platform-token").unwrap_or_default();
+    let user = super::subject::platform_user(&s, token)?;
+    if !gpc::is_signal(header("sec-gpc")) {
+        return Ok(HttpResponse::Ok().json(json!({
+            "platform_user_id": user, "gpc": false,
+            "withdrawn": [], "already_withdrawn": [], "kept": [],
+        })));
+    }
+    let (services, u) = (s.clone(), user.clone());
+    let outcome = blocking(move || gpc::record(&services, &u, now())).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "platform_user_id": user, "gpc": true,
+        "withdrawn": outcome.withdrawn,
+        "already_withdrawn": outcome.already_withdrawn,
+        "kept": outcome.kept,
     })))
 }

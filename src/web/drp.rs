@@ -28,16 +28,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Runs blocking work off the executor, in the caller's span.
-async fn blocking<T, F>(f: F) -> Result<T, DrpError>
+/// Runs blocking work off the executor, in the caller's span (for each protocol's errors).
+pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, E>
 where
-    F: FnOnce() -> Result<T, DrpError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<ServiceError> + Send + 'static,
 {
     let span = tracing::Span::current();
     web::block(move || span.in_scope(f))
         .await
-        .map_err(|_| DrpError::Service(ServiceError::Internal("blocking task failed".into())))?
+        .map_err(|_| E::from(ServiceError::Internal("blocking task failed".into())))?
 }
 
 /// The error answer (§3.06) of a DRP route.
@@ -116,7 +117,8 @@ fn plain_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     }))
 }
 
-fn bearer(req: &HttpRequest) -> Option<String> {
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

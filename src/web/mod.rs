@@ -15,6 +15,7 @@ pub mod health;
 pub mod limits;
 pub mod nul;
 pub mod openapi;
+pub mod opendsr;
 pub mod outbox;
 #[cfg(test)]
 mod parsers_props;
@@ -58,8 +59,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, notifier: &web::Data<Arc<Notifier
                 .configure(audit::routes),
         )
         .route("/api/openapi.json", web::get().to(openapi::document))
-        // The Data Rights Protocol under its own prefix (OpenDSR will take /opendsr/v1).
+        // The Data Rights Protocol and OpenDSR, each under its own prefix.
         .configure(drp::routes)
+        .configure(opendsr::routes)
         .configure(verify_page::routes)
         .configure(portal::routes)
         .configure(console::routes);

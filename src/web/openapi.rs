@@ -149,6 +149,15 @@ pub fn spec() -> Value {
                     "responses": ok(201, "Recorded", json!({ "type": "object" }), &[400, 401, 404, 422])
                 }
             },
+            "/api/v1/platform/gpc": { "post": {
+                "summary": "The platform forwards a signed-in user's Global Privacy Control signal",
+                "description": "X-Platform-Token: the JWT the platform signed for the user (as for a platform sign-in); Sec-GPC: the user's header as it came. `Sec-GPC: 1` withdraws partner_sharing and personalised_recommendations in the consent ledger (source `gpc`); a repeated signal records nothing new; any other value or none changes nothing (`gpc: false`). 401 `invalid_platform_token` for a bad token; 422 `platform_not_configured` without a platform key.",
+                "parameters": [
+                    { "name": "X-Platform-Token", "in": "header", "required": true, "schema": { "type": "string" } },
+                    { "name": "Sec-GPC", "in": "header", "required": false, "schema": { "type": "string" } }
+                ],
+                "responses": ok(200, "What the signal changed", json!({ "type": "object", "required": ["platform_user_id", "gpc", "withdrawn", "already_withdrawn", "kept"], "properties": { "platform_user_id": { "type": "string" }, "gpc": { "type": "boolean" }, "withdrawn": { "type": "array", "items": { "type": "string" } }, "already_withdrawn": { "type": "array", "items": { "type": "string" } }, "kept": { "type": "array", "items": { "type": "string" } } } }), &[401, 422])
+            }},
             "/api/v1/staff/outbox/failed": { "get": {
                 "summary": "Deliveries parked after their last attempt, with the last error (no message content)",
                 "security": staff_auth,
@@ -230,7 +239,8 @@ pub fn spec() -> Value {
             "securitySchemes": {
                 "staffBearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
                 "subjectSession": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A subject session from /verification, /verification/magic-link or a platform sign-in" },
-                "drpBearer": { "type": "http", "scheme": "bearer", "description": "The token a DRP agent got from its pair-wise key set-up (POST /drp/v1/agent/{agent_id})" }
+                "drpBearer": { "type": "http", "scheme": "bearer", "description": "The token a DRP agent got from its pair-wise key set-up (POST /drp/v1/agent/{agent_id})" },
+                "opendsrBearer": { "type": "http", "scheme": "bearer", "description": "The token an admin gave an OpenDSR controller (rightsflow opendsr controller-add)" }
             },
             "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
             "schemas": {
@@ -279,12 +289,17 @@ pub fn spec() -> Value {
         fulfilment_paths,
         audit_paths(&staff_auth),
         super::drp::openapi_paths(),
+        super::opendsr::openapi_paths(),
     ] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);
         }
     }
-    for more in [view_schemas(), super::drp::openapi_schemas()] {
+    for more in [
+        view_schemas(),
+        super::drp::openapi_schemas(),
+        super::opendsr::openapi_schemas(),
+    ] {
         if let (Some(schemas), Value::Object(more)) =
             (doc["components"]["schemas"].as_object_mut(), more)
         {

@@ -57,14 +57,7 @@ async fn submit(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if let Some(token) = &platform_token {
-        let verifier = s.platform().ok_or_else(|| {
-            ApiError::invalid(
-                "platform_not_configured",
-                "本服务未启用平台登录",
-                "Platform sign-in is not configured here",
-            )
-        })?;
-        new.platform_user_id = Some(verifier.user_id(token)?);
+        new.platform_user_id = Some(platform_user(&s, token)?);
     }
     let locale = new.locale;
     let services = s.clone();
@@ -349,4 +342,17 @@ async fn messages(
         .map(|m| json!({ "id": m.id, "message": m.message, "locale": m.locale, "subject": m.subject, "body": m.body, "created_at": crate::storage::from_db_time(m.created_at) }))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// The platform account a token the platform signed names (422 `platform_not_configured`
+/// without the platform's key; 401 `invalid_platform_token` for a bad token).
+pub(crate) fn platform_user(s: &Services, token: &str) -> Result<String, ApiError> {
+    let verifier = s.platform().ok_or_else(|| {
+        ApiError::invalid(
+            "platform_not_configured",
+            "本服务未启用平台登录",
+            "Platform sign-in is not configured here",
+        )
+    })?;
+    Ok(verifier.user_id(token)?)
 }

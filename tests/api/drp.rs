@@ -8,9 +8,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use reqwest::StatusCode;
 use rightsflow::domain::{Actor, Role};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::TestApp;
+use crate::helpers::{last_audit, TestApp};
 use crate::on_both_backends;
 
 const BUSINESS: &str = "WEIMACMS";
@@ -159,42 +158,11 @@ fn origin_of(url: &str) -> String {
 
 /// An HTTP listener on loopback that answers 200 and hands over every body it receives.
 async fn callback_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/drp/status", listener.local_addr().unwrap());
+    let (url, mut calls) = crate::helpers::callback_listener("/drp/status").await;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]);
-                            let _ = tx.send(body.to_string());
-                            let _ = sock
-                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                                .await;
-                            return;
-                        }
-                    }
-                }
-            });
+        while let Some(call) = calls.recv().await {
+            let _ = tx.send(call.body);
         }
     });
     (url, rx)
@@ -278,14 +246,7 @@ async fn an_agent_deletes_through_drp_and_is_told_when_it_is_done(app: TestApp) 
     assert_eq!(polled["status"], "in_progress");
     assert!(polled.get("reason").is_none(), "{polled}");
 
-    app.act_ok(
-        &staff_agent,
-        &id,
-        json!({ "command": "approve", "comment": "ok" }),
-    )
-    .await;
-    app.act_ok(&reviewer, &id, json!({ "command": "approve" }))
-        .await;
+    app.approve_by_two(&staff_agent, &reviewer, &id).await;
     app.act_ok(
         &staff_agent,
         &id,
@@ -604,13 +565,6 @@ on_both_backends!(
     callbacks_go_only_to_the_origin_registered_for_the_agent,
     super::configure
 );
-
-fn last_audit(app: &TestApp, action: &str) -> Option<Value> {
-    let mut conn = app.services.db().conn().unwrap();
-    rightsflow::storage::audit_log::last_of(&mut conn, action)
-        .unwrap()
-        .map(|row| serde_json::from_str(&row.details).unwrap())
-}
 
 async fn an_operator_registers_and_disables_agents_from_the_command_line(app: TestApp) {
     let mut agent = Agent::new("CLI_AGENT", 21);

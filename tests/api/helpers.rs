@@ -599,6 +599,14 @@ impl TestApp {
     }
 
     /// Applies a command that must succeed, returning the request after it.
+    /// A deletion's four eyes: `first` prepares (approves with a comment), `second` releases.
+    pub async fn approve_by_two(&self, first: &str, second: &str, id: &str) {
+        self.act_ok(first, id, json!({ "command": "approve", "comment": "ok" }))
+            .await;
+        self.act_ok(second, id, json!({ "command": "approve" }))
+            .await;
+    }
+
     pub async fn act_ok(&self, token: &str, id: &str, command: Value) -> Value {
         let res = self.act(token, id, command.clone()).await;
         let status = res.status();
@@ -684,4 +692,79 @@ pub fn scratch_mysql() -> Option<(String, impl Drop)> {
             name,
         },
     ))
+}
+
+/// One HTTP request a [`callback_listener`] received: its header lines and its body.
+pub struct Call {
+    pub head: String,
+    pub body: String,
+}
+
+impl Call {
+    /// A header's value (names compared without case).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// An HTTP listener on loopback (a protocol's callback receiver) that answers 200 and hands
+/// over every request it receives; the URL ends in `path`.
+pub async fn callback_listener(path: &str) -> (String, tokio::sync::mpsc::UnboundedReceiver<Call>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let call = Call {
+                        head: text[..end].to_owned(),
+                        body: String::new(),
+                    };
+                    let len = call
+                        .header("content-length")
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]);
+                        let _ = tx.send(Call {
+                            body: body.to_string(),
+                            ..call
+                        });
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// The details of the audit log's last entry of `action`, if any.
+pub fn last_audit(app: &TestApp, action: &str) -> Option<Value> {
+    let mut conn = app.services.db().conn().unwrap();
+    rightsflow::storage::audit_log::last_of(&mut conn, action)
+        .unwrap()
+        .map(|row| serde_json::from_str(&row.details).unwrap())
 }

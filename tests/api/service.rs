@@ -29,7 +29,7 @@ async fn probes_answer(app: TestApp) {
 on_both_backends!(probes_answer);
 
 /// The routes the application serves, as (method, OpenAPI path).
-const ROUTES: [(&str, &str); 34] = [
+const ROUTES: [(&str, &str); 43] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/api/openapi.json"),
@@ -64,6 +64,18 @@ const ROUTES: [(&str, &str); 34] = [
     ("post", "/drp/v1/data-rights-request"),
     ("get", "/drp/v1/data-rights-request/{request_id}"),
     ("delete", "/drp/v1/data-rights-request/{request_id}"),
+    ("post", "/api/v1/platform/gpc"),
+    ("get", "/opendsr/v1/discovery"),
+    ("get", "/opendsr/v1/certificate.pem"),
+    ("post", "/opendsr/v1/requests"),
+    ("get", "/opendsr/v1/requests/{subject_request_id}"),
+    ("delete", "/opendsr/v1/requests/{subject_request_id}"),
+    ("post", "/opendsr/v1/opengdpr_requests"),
+    ("get", "/opendsr/v1/opengdpr_requests/{subject_request_id}"),
+    (
+        "delete",
+        "/opendsr/v1/opengdpr_requests/{subject_request_id}",
+    ),
 ];
 
 async fn the_openapi_document_lists_every_route(app: TestApp) {
@@ -100,7 +112,8 @@ async fn the_openapi_document_lists_every_route(app: TestApp) {
             .replace("{result_id}", "x")
             .replace("{platform_user_id}", "x")
             .replace("{agent_id}", "x")
-            .replace("{request_id}", "x");
+            .replace("{request_id}", "x")
+            .replace("{subject_request_id}", "x");
         let res = app
             .client
             .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))

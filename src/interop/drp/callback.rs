@@ -77,24 +77,13 @@ pub fn send(s: &Services, row: &OutboxRow) -> Result<(), FulfilError> {
     allowed(origin.as_deref(), &url).map_err(FulfilError::Permanent)?;
     let status = service::callback_status(s, &p.drp_request_id, &p.state).map_err(permanent)?;
     let body = message::seal(status.to_string().as_bytes(), &cfg.signing_key);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(15)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let res = agent
-        .post(&url)
-        .header("Content-Type", "text/plain")
-        .header("Idempotency-Key", &row.id)
-        .send(&body)
-        .map_err(|e| FulfilError::Transient(format!("drp callback: {e}")))?;
-    match res.status().as_u16() {
-        200..=299 => {
-            tracing::info!(outbox_id = %row.id, "drp status callback delivered");
-            Ok(())
-        }
-        code => Err(FulfilError::Transient(format!("drp callback: HTTP {code}"))),
-    }
+    let headers = [
+        ("Content-Type", "text/plain".to_owned()),
+        ("Idempotency-Key", row.id.clone()),
+    ];
+    crate::interop::callback::post(&url, &headers, &body, "drp callback")?;
+    tracing::info!(outbox_id = %row.id, "drp status callback delivered");
+    Ok(())
 }
 
 #[cfg(test)]

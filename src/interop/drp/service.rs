@@ -9,11 +9,10 @@ use super::exercise::{self, Action};
 use super::message::{self, Refusal};
 use super::status::{self, Links};
 use super::DrpSettings;
-use crate::domain::{
-    identity, Actor, Channel, Command, FreeText, Locale, RequestDetails, VerificationMethod,
-};
+use crate::domain::{Actor, Channel, Command, FreeText, Locale, RequestDetails};
+use crate::interop::admin;
 use crate::service::requests::{self, NewRequest};
-use crate::service::{verification, ServiceError, Services};
+use crate::service::{ServiceError, Services};
 use crate::storage::consents::{self as ledger, ConsentEvent};
 use crate::storage::drp::{self as store, AgentRow, DrpRequestRow};
 use crate::storage::{from_db_time, to_db_time, Database, StoreError};
@@ -67,10 +66,7 @@ pub fn token_hash(token: &str) -> String {
 
 /// An agent id as the network's directory writes them (`[A-Z_]+`), digits and dashes allowed.
 pub fn valid_agent_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    crate::interop::admin::valid_id(id)
 }
 
 /// Registers an agent or changes its name and key: admins only (the CLI acts as the system).
@@ -83,20 +79,13 @@ pub fn register_agent(
     callback_origin: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DrpError> {
-    if !(who.administers() || matches!(who, Actor::System)) {
-        return Err(ServiceError::NotPermitted.into());
-    }
+    admin::require_admin(who)?;
     if !valid_agent_id(id) {
         return Err(DrpError::Invalid(
             "the agent id is 1 to 64 letters, digits, '_' or '-'".into(),
         ));
     }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(DrpError::Invalid(
-            "the agent's name is 1 to 200 characters".into(),
-        ));
-    }
+    let name = admin::checked_name(name, "agent").map_err(DrpError::Invalid)?;
     message::parse_verify_key(verify_key).map_err(DrpError::Invalid)?;
     let callback_origin = callback_origin
         .map(str::trim)
@@ -125,9 +114,7 @@ pub fn set_agent_active(
     active: bool,
     now: DateTime<Utc>,
 ) -> Result<(), DrpError> {
-    if !(who.administers() || matches!(who, Actor::System)) {
-        return Err(ServiceError::NotPermitted.into());
-    }
+    admin::require_admin(who)?;
     store::set_active(&mut *db.conn()?, who, id, active, now)?;
     tracing::info!(agent = %id, active, "drp agent changed");
     Ok(())
@@ -232,12 +219,6 @@ pub fn exercise(
         Action::Request { kind, details } => {
             let details = RequestDetails::parse(kind, details)
                 .map_err(|e| DrpError::Service(ServiceError::Internal(e.to_string())))?;
-            let proofs: &[VerificationMethod] = if who.attested {
-                &[VerificationMethod::AgentAttested]
-            } else {
-                &[]
-            };
-            let needs_code = identity::missing(s.policy().identity(kind), None, proofs).is_some();
             let new = NewRequest {
                 kind,
                 jurisdiction,
@@ -249,29 +230,15 @@ pub fn exercise(
                 representative: None,
                 platform_user_id: None,
             };
-            let submitted = requests::submit_with(s, new, &Actor::Subject, now, |c, request| {
-                if needs_code {
-                    // As the API's submission: a code that cannot be made is not fatal (the
-                    // user asks for another on the page).
-                    match verification::prepare_code(s, request, now) {
-                        Ok(code) => code.store(c)?,
-                        Err(e) => tracing::warn!(error = %e, "could not make the first code"),
-                    }
-                }
+            let link = |c: &mut crate::storage::DbConnection,
+                        request: &crate::storage::rows::StoredRequest| {
                 let linked = DrpRequestRow {
                     request_id: Some(request.id.clone()),
                     ..row.clone()
                 };
                 store::insert_request(c, &linked)
-            })?;
-            let mut request = submitted.request;
-            if who.attested {
-                let attest = Command::Verify {
-                    method: VerificationMethod::AgentAttested,
-                    evidence: None,
-                };
-                request = requests::act(s, &request.id, &Actor::System, &attest, None, now)?;
-            }
+            };
+            let request = crate::interop::intake::submit(s, new, who.attested, link, now)?;
             tracing::info!(agent = %agent.id, reference = %request.reference, "drp request received");
             Ok(status_of(
                 s,

@@ -14,7 +14,8 @@ pub struct Summary {
     pub expected_by: Option<DateTime<Utc>>,
 }
 
-fn proved_by_us(m: &VerificationMethod) -> bool {
+/// A proof of identity we made ourselves (not an agent's or a controller's word).
+pub fn proved_by_us(m: &VerificationMethod) -> bool {
     !matches!(m, VerificationMethod::AgentAttested)
 }
 
@@ -142,11 +143,12 @@ pub fn object(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{Jurisdiction, RequestKind};
 
-    fn state(status: Status, methods: &[VerificationMethod]) -> RequestState {
+    /// A request in `status` with `methods` proved (also OpenDSR's mapping tests).
+    pub(crate) fn state(status: Status, methods: &[VerificationMethod]) -> RequestState {
         RequestState {
             kind: RequestKind::Deletion,
             jurisdiction: Jurisdiction::UsCa,

@@ -1,0 +1,2 @@
+DROP TABLE opendsr_requests;
+DROP TABLE opendsr_controllers;
