@@ -19,6 +19,10 @@ pub enum OpendsrCommand {
         id: String,
         #[arg(long)]
         name: String,
+        /// Where the controller's status callbacks may go (e.g. https://controller.example.com);
+        /// without it the controller gets no callbacks and polls.
+        #[arg(long)]
+        callback_origin: Option<String>,
     },
     /// Turn a controller off (its token stops working) or on again. Logged in the audit log.
     ControllerSet {
@@ -55,9 +59,14 @@ pub fn run(config: &Config, action: OpendsrCommand) -> anyhow::Result<()> {
                 None => bail!("opendsr.signing_key is not set"),
             }
         }
-        OpendsrCommand::ControllerAdd { id, name } => {
+        OpendsrCommand::ControllerAdd {
+            id,
+            name,
+            callback_origin,
+        } => {
             let db = open_database(config)?;
-            let token = opendsr::register_controller(&db, &system, &id, &name, now())?;
+            let origin = callback_origin.as_deref();
+            let token = opendsr::register_controller(&db, &system, &id, &name, origin, now())?;
             println!("controller {id} registered; its bearer token (shown once): {token}");
         }
         OpendsrCommand::ControllerSet { id, active } => {

@@ -24,6 +24,8 @@ pub struct ControllerRow {
     pub id: String,
     pub name: String,
     pub token_hash: String,
+    /// `scheme://host[:port]` the controller's status callbacks may go to; none: no callbacks.
+    pub callback_origin: Option<String>,
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -54,6 +56,14 @@ pub fn controllers(conn: &mut DbConnection) -> Result<Vec<ControllerRow>, StoreE
         .order(opendsr_controllers::id.asc())
         .select(ControllerRow::as_select())
         .load(conn)?)
+}
+
+pub fn controller(conn: &mut DbConnection, id: &str) -> Result<Option<ControllerRow>, StoreError> {
+    Ok(opendsr_controllers::table
+        .find(id)
+        .select(ControllerRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 fn logged(
@@ -88,6 +98,7 @@ pub fn register(
             .set((
                 opendsr_controllers::name.eq(&row.name),
                 opendsr_controllers::token_hash.eq(&row.token_hash),
+                opendsr_controllers::callback_origin.eq(&row.callback_origin),
                 opendsr_controllers::active.eq(row.active),
                 opendsr_controllers::updated_at.eq(row.updated_at),
             ))
@@ -103,7 +114,10 @@ pub fn register(
         } else {
             CONTROLLER_CHANGED
         };
-        let details = json!({ "controller_id": row.id, "name": row.name, "active": row.active, "new_token": true });
+        let details = json!({
+            "controller_id": row.id, "name": row.name, "callback_origin": row.callback_origin,
+            "active": row.active, "new_token": true,
+        });
         logged(c, who, action, details, row.updated_at.and_utc())
     })
 }

@@ -344,6 +344,7 @@ diesel::table! {
         id -> Text,
         name -> Text,
         token_hash -> Text,
+        callback_origin -> Nullable<Text>,
         active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,

@@ -36,11 +36,17 @@ struct Controller {
 
 impl Controller {
     fn register(app: &TestApp, id: &str) -> Controller {
+        Controller::register_with_callbacks(app, id, None)
+    }
+
+    /// Registers the controller with the origin its status callbacks may go to.
+    fn register_with_callbacks(app: &TestApp, id: &str, origin: Option<&str>) -> Controller {
         let token = rightsflow::interop::opendsr::service::register_controller(
             app.services.db(),
             &Actor::System,
             id,
             "Test Controller",
+            origin,
             Utc::now(),
         )
         .unwrap();
@@ -152,7 +158,9 @@ async fn a_controller_erases_through_opendsr_and_is_told_when_it_is_done(app: Te
     let admin = app.admin_token().await;
     let (_, staff_agent) = app.staff("agent", Role::Agent).await;
     let (_, reviewer) = app.staff("reviewer", Role::Reviewer).await;
-    let controller = Controller::register(&app, "ACME_CONTROLLER");
+    let (callback, mut received) = crate::helpers::callback_listener("/opendsr/callbacks").await;
+    let origin = callback.split("/opendsr/").next().unwrap();
+    let controller = Controller::register_with_callbacks(&app, "ACME_CONTROLLER", Some(origin));
 
     // Discovery needs no token and is signed.
     let (status, headers, text) = anonymous_get(&app, "/opendsr/v1/discovery").await;
@@ -176,7 +184,6 @@ async fn a_controller_erases_through_opendsr_and_is_told_when_it_is_done(app: Te
         json!([{ "identity_type": "email", "identity_format": "raw" }])
     );
 
-    let (callback, mut received) = crate::helpers::callback_listener("/opendsr/callbacks").await;
     let before = requests_total(&app, &admin).await;
     let sent = request("erasure", "ada@example.test", &[&callback]);
     let id = sent["subject_request_id"].as_str().unwrap().to_owned();
@@ -430,6 +437,11 @@ async fn every_validation_failure_is_answered_in_the_specifications_shape(app: T
             with(json!({ "status_callback_urls": "https://controller.test/cb" })),
             "invalid_callback_url",
         ),
+        // No callback origin is registered for this controller: it polls.
+        (
+            with(json!({ "status_callback_urls": ["https://controller.test/cb"] })),
+            "invalid_callback_url",
+        ),
     ];
     for (body, reason) in cases {
         let (status, _, text) = controller
@@ -454,6 +466,42 @@ async fn every_validation_failure_is_answered_in_the_specifications_shape(app: T
         before,
         "a refusal changes nothing"
     );
+
+    // Callbacks go only to the origin registered for the controller.
+    let fenced =
+        Controller::register_with_callbacks(&app, "FENCED", Some("https://controller.test"));
+    for url in [
+        "https://evil.test/cb",
+        "http://controller.test/cb",
+        "http://127.0.0.1:5432/",
+    ] {
+        let (status, answer) = fenced
+            .create(
+                &app,
+                "requests",
+                &request("access", "a@example.test", &[url]),
+            )
+            .await;
+        assert_eq!(
+            (status, answer["error"]["errors"][0]["reason"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_callback_url")),
+            "{url}: {answer}"
+        );
+    }
+    assert_eq!(requests_total(&app, &admin).await, before);
+    let (status, answer) = fenced
+        .create(
+            &app,
+            "requests",
+            &request(
+                "access",
+                "a@example.test",
+                &["https://controller.test/opendsr/cb"],
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(requests_total(&app, &admin).await, before + 1);
 
     // Unknown ids, and another controller's request, are not found.
     for (who, id) in [

@@ -1,10 +1,12 @@
 -- OpenDSR 2.0 (formerly OpenGDPR; docs/INTEROP.md). Controllers that send us requests are
 -- registered by an admin (CLI) and given a bearer token, stored here only as its SHA-256
--- digest.
+-- digest. Status callbacks go only to the origin (scheme, host, port) the admin registered for
+-- the controller, if any (as DRP's agents, migration 000022).
 CREATE TABLE opendsr_controllers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
+    callback_origin TEXT,
     active BOOLEAN NOT NULL,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL

@@ -90,7 +90,7 @@ pub fn register_agent(
     let callback_origin = callback_origin
         .map(str::trim)
         .filter(|o| !o.is_empty())
-        .map(super::callback::registered_origin)
+        .map(crate::interop::callback::registered_origin)
         .transpose()
         .map_err(DrpError::Invalid)?;
     let row = AgentRow {
@@ -200,7 +200,7 @@ pub fn exercise(
         .ok_or_else(|| DrpError::Unsupported("unsupported regime (only ccpa)".into()))?;
     let callback = optional_text(&m, "status_callback")?;
     if let Some(url) = &callback {
-        super::callback::allowed(agent.callback_origin.as_deref(), url)
+        crate::interop::callback::allowed(agent.callback_origin.as_deref(), url)
             .map_err(DrpError::Invalid)?;
     }
     let who = exercise::identity(&m).map_err(DrpError::Invalid)?;

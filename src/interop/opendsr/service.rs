@@ -65,6 +65,7 @@ pub fn register_controller(
     who: &Actor,
     id: &str,
     name: &str,
+    callback_origin: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, OpendsrError> {
     admin::require_admin(who)?;
@@ -75,11 +76,18 @@ pub fn register_controller(
         ));
     }
     let name = admin::checked_name(name, "controller").map_err(|m| invalid("invalid_value", m))?;
+    let callback_origin = callback_origin
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(crate::interop::callback::registered_origin)
+        .transpose()
+        .map_err(|m| invalid("invalid_value", m))?;
     let token = data_encoding::BASE64URL_NOPAD.encode(&rand::random::<[u8; 32]>());
     let row = ControllerRow {
         id: id.to_owned(),
         name: name.to_owned(),
         token_hash: token_hash(&token),
+        callback_origin,
         active: true,
         created_at: to_db_time(now),
         updated_at: to_db_time(now),
@@ -197,7 +205,12 @@ fn contact_of(m: &Map<String, Value>) -> Result<SubjectContact, OpendsrError> {
         .map_err(|e| invalid("invalid_identity", e.to_string()))
 }
 
-fn callback_urls(m: &Map<String, Value>) -> Result<Vec<String>, OpendsrError> {
+/// The request's callback URLs: each must be at the controller's registered callback origin
+/// (`interop::callback::allowed`).
+fn callback_urls(
+    m: &Map<String, Value>,
+    origin: Option<&str>,
+) -> Result<Vec<String>, OpendsrError> {
     let bad = || {
         invalid(
             "invalid_callback_url",
@@ -211,11 +224,9 @@ fn callback_urls(m: &Map<String, Value>) -> Result<Vec<String>, OpendsrError> {
     };
     list.iter()
         .map(|u| match u.as_str() {
-            Some(u)
-                if u.len() <= 2000 && (u.starts_with("https://") || u.starts_with("http://")) =>
-            {
-                Ok(u.to_owned())
-            }
+            Some(u) if u.len() <= 2000 => crate::interop::callback::allowed(origin, u)
+                .map(|()| u.to_owned())
+                .map_err(|m| invalid("invalid_callback_url", m)),
             _ => Err(bad()),
         })
         .collect()
@@ -262,7 +273,7 @@ pub fn create(
         ));
     }
     let contact = contact_of(&m)?;
-    let urls = callback_urls(&m)?;
+    let urls = callback_urls(&m, controller.callback_origin.as_deref())?;
     let api_version = text(&m, "api_version")?.map(str::to_owned);
     match store::find_request(&mut *s.db().conn()?, &controller.id, id) {
         Ok(_) => {
@@ -388,7 +399,13 @@ pub fn callback_body(
     url: &str,
     state: &crate::domain::RequestState,
 ) -> Result<Value, OpendsrError> {
-    let row = store::find_request(&mut *s.db().conn()?, controller_id, subject_request_id)?;
+    let mut conn = s.db().conn()?;
+    let row = store::find_request(&mut conn, controller_id, subject_request_id)?;
+    // Checked again at sending: the admin may have changed the controller's origin since.
+    let origin = store::controller(&mut conn, controller_id)?.and_then(|c| c.callback_origin);
+    drop(conn);
+    crate::interop::callback::allowed(origin.as_deref(), url)
+        .map_err(|m| invalid("invalid_callback_url", m))?;
     let request = requests::get(s, &row.request_id)?;
     let snapshot = StoredRequest {
         state: state.clone(),
