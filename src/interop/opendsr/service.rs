@@ -376,9 +376,12 @@ pub fn cancel(
         return Err(not_pending());
     }
     let withdraw = Command::Withdraw { reason: None };
-    match requests::act(s, &row.request_id, &Actor::Subject, &withdraw, None, now) {
+    // On the version read: a request that left `pending` meanwhile (staff approved it) is not
+    // withdrawn behind the check's back.
+    let version = Some(request.state.version);
+    match requests::act(s, &row.request_id, &Actor::Subject, &withdraw, version, now) {
         Ok(_) => {}
-        Err(ServiceError::Transition(_)) => return Err(not_pending()),
+        Err(ServiceError::Transition(_) | ServiceError::Stale { .. }) => return Err(not_pending()),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(controller = %controller.id, reference = %request.reference, "opendsr request cancelled");
