@@ -27,6 +27,15 @@ where
         &[]
     };
     let needs_code = identity::missing(s.policy().identity(new.kind), None, proofs).is_some();
+    let attest = Command::Verify {
+        method: VerificationMethod::AgentAttested,
+        evidence: None,
+    };
+    // The attestation is recorded in the submission's transaction: a crash between the two
+    // would leave a request waiting for a code it was never sent (none is made when the
+    // attestation is enough). `submit_with` may run this more than once (a colliding
+    // reference), so what it made is kept in a cell, the last run's winning.
+    let attested_request = std::cell::RefCell::new(None);
     let submitted = requests::submit_with(s, new, &Actor::Subject, now, |c, request| {
         if needs_code {
             // As the API's submission: a code that cannot be made is not fatal (the user asks
@@ -36,15 +45,13 @@ where
                 Err(e) => tracing::warn!(error = %e, "could not make the first code"),
             }
         }
-        link(c, request)
+        link(c, request)?;
+        if attested {
+            let after = requests::act_on(s, c, request.clone(), &Actor::System, &attest, now)
+                .map_err(|e| StoreError::Setup(format!("recording the attestation: {e}")))?;
+            *attested_request.borrow_mut() = Some(after);
+        }
+        Ok(())
     })?;
-    let mut request = submitted.request;
-    if attested {
-        let attest = Command::Verify {
-            method: VerificationMethod::AgentAttested,
-            evidence: None,
-        };
-        request = requests::act(s, &request.id, &Actor::System, &attest, None, now)?;
-    }
-    Ok(request)
+    Ok(attested_request.into_inner().unwrap_or(submitted.request))
 }

@@ -173,32 +173,45 @@ pub fn act(
                 current: before.state.version,
             });
         }
-        let outcome = domain::apply(&before.state, actor, command, &s.context(now))?;
-        match store::save_outcome(&mut conn, &before, &outcome, now) {
-            Ok(()) => {
-                tracing::info!(
-                    reference = %before.reference,
-                    command = command.name(),
-                    from = %before.state.status,
-                    to = %outcome.state.status,
-                    actor = actor.kind_str(),
-                    "command applied"
-                );
-                let newly_verified =
-                    before.state.verified_at.is_none() && outcome.state.verified_at.is_some();
-                let mut after = before;
-                after.state = outcome.state;
-                after.updated_at = now;
-                if newly_verified {
-                    flag_duplicate(&mut conn, &mut after)?;
-                }
-                return Ok(after);
-            }
-            Err(StoreError::Conflict) if expected_version.is_none() => continue,
-            Err(e) => return Err(e.into()),
+        match act_on(s, &mut conn, before, actor, command, now) {
+            Ok(after) => return Ok(after),
+            // The request changed since it was read (`Busy` is a storage conflict).
+            Err(ServiceError::Busy) if expected_version.is_none() => continue,
+            Err(e) => return Err(e),
         }
     }
     Err(ServiceError::Busy)
+}
+
+/// Applies one command to `before` as it was read, on `conn` (inside the caller's transaction
+/// when it holds one: a protocol's submission records the sender's attestation in the same
+/// transaction as the request). A request changed since it was read fails with `Busy`.
+pub fn act_on(
+    s: &Services,
+    conn: &mut crate::storage::DbConnection,
+    before: StoredRequest,
+    actor: &Actor,
+    command: &Command,
+    now: DateTime<Utc>,
+) -> Result<StoredRequest, ServiceError> {
+    let outcome = domain::apply(&before.state, actor, command, &s.context(now))?;
+    store::save_outcome(conn, &before, &outcome, now)?;
+    tracing::info!(
+        reference = %before.reference,
+        command = command.name(),
+        from = %before.state.status,
+        to = %outcome.state.status,
+        actor = actor.kind_str(),
+        "command applied"
+    );
+    let newly_verified = before.state.verified_at.is_none() && outcome.state.verified_at.is_some();
+    let mut after = before;
+    after.state = outcome.state;
+    after.updated_at = now;
+    if newly_verified {
+        flag_duplicate(conn, &mut after)?;
+    }
+    Ok(after)
 }
 
 /// Flags a request that duplicates another open one of the same kind by the same subject, for
