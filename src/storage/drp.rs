@@ -194,6 +194,18 @@ pub fn find_request(conn: &mut DbConnection, id: &str) -> Result<DrpRequestRow, 
         .ok_or(StoreError::NotFound)
 }
 
+/// The agent a request of ours came from, if it came through DRP (for the console).
+pub fn agent_of_request(
+    conn: &mut DbConnection,
+    request_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(drp_requests::table
+        .filter(drp_requests::request_id.eq(request_id))
+        .select(drp_requests::agent_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Queues a status callback when a request that came through DRP with a `status_callback`
 /// changes its DRP status, reason or expected-by date (inside the caller's transaction). The
 /// row carries the state as it is now, so each callback reports the change that made it.

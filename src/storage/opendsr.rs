@@ -181,6 +181,18 @@ pub fn find_request(
         .ok_or(StoreError::NotFound)
 }
 
+/// The controller a request of ours came from, if it came through OpenDSR (for the console).
+pub fn controller_of_request(
+    conn: &mut DbConnection,
+    request_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(opendsr_requests::table
+        .filter(opendsr_requests::request_id.eq(request_id))
+        .select(opendsr_requests::controller_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Queues a status callback to each of the controller's URLs when a request that came through
 /// OpenDSR changes its OpenDSR status (or what the extension tells: our status, our reason)
 /// or its expected completion time. Inside the caller's transaction; the rows carry the state

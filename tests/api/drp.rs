@@ -240,6 +240,22 @@ async fn an_agent_deletes_through_drp_and_is_told_when_it_is_done(app: TestApp) 
     // The user proves the address with our code; with the agent's attestation that is enough.
     app.verify_by_code(&reference).await;
     let id = app.id_of(&staff_agent, &reference).await;
+    // Staff see where it came from, in both languages.
+    let console = crate::console::Console::sign_in(
+        &app,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let page = console.page(&format!("/console/requests/{id}")).await;
+    assert!(
+        page.contains("经数据权利协议（DRP）代理 <code>CR_AGENT</code>"),
+        "{page}"
+    );
+    let page = console
+        .page(&format!("/console/requests/{id}?lang=en"))
+        .await;
+    assert!(page.contains("through the Data Rights Protocol, agent <code>CR_AGENT</code>"));
     let view = app.staff_get(&staff_agent, &id).await;
     assert_eq!(view["status"]["code"], "in_review", "{view}");
     let (_, polled) = agent.status(&app, &drp_id).await;

@@ -237,6 +237,17 @@ async fn a_controller_erases_through_opendsr_and_is_told_when_it_is_done(app: Te
     let reference = reference_of(&polled);
     app.verify_by_code(&reference).await;
     let staff_id = app.id_of(&staff_agent, &reference).await;
+    let console = crate::console::Console::sign_in(
+        &app,
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await;
+    let page = console.page(&format!("/console/requests/{staff_id}")).await;
+    assert!(
+        page.contains("经 OpenDSR 控制者 <code>ACME_CONTROLLER</code>"),
+        "{page}"
+    );
     app.approve_by_two(&staff_agent, &reviewer, &staff_id).await;
     let (_, polled) = controller.status(&app, &id).await;
     assert_eq!(polled["request_status"], "in_progress", "{polled}");

@@ -116,6 +116,13 @@ fn context_for(
         .collect();
     let systems = s.systems();
     let task_rows = crate::storage::tasks::for_request(&mut conn, &r.id)?;
+    // A request an agent or a controller sent says so, and which one.
+    let via = match crate::storage::drp::agent_of_request(&mut conn, &r.id)? {
+        Some(agent) => Some((page.t("request.via_drp"), agent)),
+        None => crate::storage::opendsr::controller_of_request(&mut conn, &r.id)?
+            .map(|c| (page.t("request.via_opendsr"), c)),
+    }
+    .map(|(label, sender)| json!({ "label": label, "sender": sender }));
     let tasks: Vec<Value> = task_rows
         .iter()
         .map(|t| {
@@ -211,6 +218,7 @@ fn context_for(
         "status_code": r.state.status.as_str(),
         "status_class": status_class(r.state.status),
         "channel": page.t(&format!("channels.{}", r.channel.as_str())),
+        "via": via,
         "locale": r.locale.as_str(),
         "received": page.time(r.state.received_at),
         "verified": r.state.verified_at.map(|t| page.time(t)),
