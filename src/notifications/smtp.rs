@@ -154,12 +154,9 @@ impl SmtpClient {
         }
     }
 
-    pub fn server(&self) -> &Server {
-        &self.server
-    }
-
-    /// Delivers one message (blocking). A failure is worth retrying later, unless the server
-    /// refused it for good (a 5xx reply): the caller keeps the row and decides.
+    /// Delivers one message (blocking). Every failure, a server's refusal included, is a
+    /// `MailError::Send`, which the outbox retries with back-off and in the end parks for an
+    /// admin (as with lettre's own transport before).
     pub fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), MailError> {
         let runtime = self.runtime.get_or_init(Runtime::new);
         runtime.block_on(self.deliver(envelope, message))

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::audit_log::{self, Entry};
-use super::outbox::{self, OutboxRow};
+use super::outbox;
 use super::schema::{drp_agents, drp_requests, drp_tokens};
 use super::{to_db_time, DbConnection, StoreError};
 use crate::domain::{Actor, RequestState};
@@ -228,13 +228,5 @@ pub fn queue_callback(
         return Ok(());
     };
     let payload = json!({ "drp_request_id": drp_id, "state": after });
-    let mut row = OutboxRow::new(
-        uuid::Uuid::new_v4().to_string(),
-        Some(request_id),
-        DRP_CALLBACK,
-        payload.to_string(),
-        at,
-    );
-    row.event_seq = Some(after.version);
-    outbox::insert(c, &row)
+    outbox::queue_status_callback(c, request_id, DRP_CALLBACK, &payload, after.version, at)
 }

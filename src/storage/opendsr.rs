@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::audit_log::{self, Entry};
-use super::outbox::{self, OutboxRow};
+use super::outbox;
 use super::schema::{opendsr_controllers, opendsr_requests};
 use super::{to_db_time, DbConnection, StoreError};
 use crate::domain::{Actor, RequestState};
@@ -222,15 +222,14 @@ pub fn queue_callbacks(
             "url": url,
             "state": after,
         });
-        let mut row = OutboxRow::new(
-            uuid::Uuid::new_v4().to_string(),
-            Some(request_id),
+        outbox::queue_status_callback(
+            c,
+            request_id,
             OPENDSR_CALLBACK,
-            payload.to_string(),
+            &payload,
+            after.version,
             at,
-        );
-        row.event_seq = Some(after.version);
-        outbox::insert(c, &row)?;
+        )?;
     }
     Ok(())
 }

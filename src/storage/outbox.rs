@@ -162,6 +162,28 @@ fn all_opened(rows: Vec<OutboxRow>) -> Result<Vec<OutboxRow>, StoreError> {
     rows.into_iter().map(opened).collect()
 }
 
+/// Queues one status callback of a protocol (DRP, OpenDSR) about `request_id`, in the caller's
+/// transaction. `payload` carries the state it reports; `version` is that state's event, so a
+/// row is tied to the change that made it.
+pub fn queue_status_callback(
+    conn: &mut DbConnection,
+    request_id: &str,
+    kind: &str,
+    payload: &serde_json::Value,
+    version: i64,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut row = OutboxRow::new(
+        uuid::Uuid::new_v4().to_string(),
+        Some(request_id),
+        kind,
+        payload.to_string(),
+        at,
+    );
+    row.event_seq = Some(version);
+    insert(conn, &row)
+}
+
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> Result<(), StoreError> {
     let sealed = OutboxRow {
         payload: fields::seal(PAYLOAD, &row.id, &row.payload)?,

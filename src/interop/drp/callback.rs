@@ -25,12 +25,7 @@ pub fn send(s: &Services, row: &OutboxRow) -> Result<(), FulfilError> {
     let p: Payload = serde_json::from_str(&row.payload)
         .map_err(|e| FulfilError::Permanent(format!("drp callback payload: {e}")))?;
     let permanent = |e: service::DrpError| FulfilError::Permanent(e.to_string());
-    let (url, origin) = service::callback_target(s, &p.drp_request_id).map_err(permanent)?;
-    let url =
-        url.ok_or_else(|| FulfilError::Permanent("the request has no status_callback".into()))?;
-    // Checked again at sending: the admin may have changed the agent's origin since.
-    crate::interop::callback::allowed(origin.as_deref(), &url).map_err(FulfilError::Permanent)?;
-    let status = service::callback_status(s, &p.drp_request_id, &p.state).map_err(permanent)?;
+    let (url, status) = service::callback(s, &p.drp_request_id, &p.state).map_err(permanent)?;
     let body = message::seal(status.to_string().as_bytes(), &cfg.signing_key);
     let headers = [
         ("Content-Type", "text/plain".to_owned()),

@@ -388,34 +388,29 @@ pub fn revoke(
     ))
 }
 
-/// A status callback's body: the status object of the state the row recorded.
-pub fn callback_status(
+/// A status callback: where it goes and its body, the status object of the state the outbox
+/// row recorded. The URL is checked against the agent's registered origin again (the admin
+/// may have changed it since the request came).
+pub fn callback(
     s: &Services,
     drp_id: &str,
     state: &crate::domain::RequestState,
-) -> Result<Value, DrpError> {
-    let row = store::find_request(&mut *s.db().conn()?, drp_id)?;
+) -> Result<(String, Value), DrpError> {
+    let mut conn = s.db().conn()?;
+    let row = store::find_request(&mut conn, drp_id)?;
+    let url = row
+        .status_callback
+        .clone()
+        .ok_or_else(|| DrpError::Invalid("the request has no status_callback".into()))?;
+    let origin = store::agent(&mut conn, &row.agent_id)?.and_then(|a| a.callback_origin);
+    drop(conn);
+    crate::interop::callback::allowed(origin.as_deref(), &url).map_err(DrpError::Invalid)?;
     let id = row.request_id.as_deref().ok_or(DrpError::NotFound)?;
     let request = requests::get(s, id)?;
     let snapshot = crate::storage::rows::StoredRequest {
         state: state.clone(),
         ..request
     };
-    Ok(status_of(
-        s,
-        &row.id,
-        row.agent_request_id.as_deref(),
-        &snapshot,
-    ))
-}
-
-/// Where a request's callbacks go, and the origin registered for its agent now.
-pub fn callback_target(
-    s: &Services,
-    drp_id: &str,
-) -> Result<(Option<String>, Option<String>), DrpError> {
-    let mut conn = s.db().conn()?;
-    let row = store::find_request(&mut conn, drp_id)?;
-    let origin = store::agent(&mut conn, &row.agent_id)?.and_then(|a| a.callback_origin);
-    Ok((row.status_callback, origin))
+    let status = status_of(s, &row.id, row.agent_request_id.as_deref(), &snapshot);
+    Ok((url, status))
 }
