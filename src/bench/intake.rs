@@ -95,7 +95,8 @@ pub async fn ceiling(args: CeilingArgs) -> anyhow::Result<()> {
 
 async fn insert(db: web::Data<Database>, body: web::Bytes) -> actix_web::Result<HttpResponse> {
     let text = String::from_utf8(body.to_vec()).map_err(actix_web::error::ErrorBadRequest)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    // Keyed as the service keys its requests.
+    let id = crate::storage::new_id();
     let row = id.clone();
     web::block(move || -> anyhow::Result<usize> {
         Ok(diesel::sql_query(

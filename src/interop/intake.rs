@@ -36,22 +36,26 @@ where
     // attestation is enough). `submit_with` may run this more than once (a colliding
     // reference), so what it made is kept in a cell, the last run's winning.
     let attested_request = std::cell::RefCell::new(None);
-    let submitted = requests::submit_with(s, new, &Actor::Subject, now, |c, request| {
-        if needs_code {
-            // As the API's submission: a code that cannot be made is not fatal (the user asks
-            // for another on the page).
-            match verification::prepare_code(s, request, now) {
-                Ok(code) => code.store(c)?,
-                Err(e) => tracing::warn!(error = %e, "could not make the first code"),
+    let submitted = requests::submit_with(s, new, &Actor::Subject, now, |request| {
+        let (request, attested_request, link, attest) =
+            (request.clone(), &attested_request, &link, &attest);
+        move |c: &mut crate::storage::DbConnection| {
+            if needs_code {
+                // As the API's submission: a code that cannot be made is not fatal (the user
+                // asks for another on the page).
+                match verification::prepare_code(s, &request, now) {
+                    Ok(code) => code.store(c)?,
+                    Err(e) => tracing::warn!(error = %e, "could not make the first code"),
+                }
             }
+            link(c, &request)?;
+            if attested {
+                let after = requests::act_on(s, c, request.clone(), &Actor::System, attest, now)
+                    .map_err(|e| StoreError::Setup(format!("recording the attestation: {e}")))?;
+                *attested_request.borrow_mut() = Some(after);
+            }
+            Ok(())
         }
-        link(c, request)?;
-        if attested {
-            let after = requests::act_on(s, c, request.clone(), &Actor::System, &attest, now)
-                .map_err(|e| StoreError::Setup(format!("recording the attestation: {e}")))?;
-            *attested_request.borrow_mut() = Some(after);
-        }
-        Ok(())
     })?;
     Ok(attested_request.into_inner().unwrap_or(submitted.request))
 }

@@ -42,14 +42,18 @@ pub fn submit(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Submitted, ServiceError> {
-    submit_with(s, new, actor, now, |_, _| Ok(()))
+    submit_with(s, new, actor, now, |_| {
+        |_: &mut crate::storage::DbConnection| Ok(())
+    })
 }
 
 /// As [`submit`], with `also` writing more about the new request in the same transaction (the
 /// portal and the API store the first verification code with the request: one commit, and no
-/// request without its code after a crash). `also` may run more than once: a colliding
-/// reference rolls everything back and tries again with a new one.
-pub fn submit_with<F>(
+/// request without its code after a crash). `also(request)` runs before the write and returns
+/// what to write inside it, so that what can be made without the database (a code's hash,
+/// its sealed message) is made outside SQLite's one writer's turn. `also` may run more than
+/// once: a colliding reference rolls everything back and tries again with a new one.
+pub fn submit_with<F, W>(
     s: &Services,
     new: NewRequest,
     actor: &Actor,
@@ -57,7 +61,8 @@ pub fn submit_with<F>(
     also: F,
 ) -> Result<Submitted, ServiceError>
 where
-    F: Fn(&mut crate::storage::DbConnection, &StoredRequest) -> Result<(), StoreError>,
+    F: Fn(&StoredRequest) -> W,
+    W: FnOnce(&mut crate::storage::DbConnection) -> Result<(), StoreError>,
 {
     // At the precision both databases keep, so the stored instant reads back equal.
     let received_at = new.received_at.map_or(now, |t| t.trunc_subsecs(6));
@@ -80,11 +85,12 @@ where
         actor,
         &s.context(now),
     );
-    let mut conn = s.db().conn()?;
+    // Sealing and hashing happen before the write, on this thread: the keys in scope.
+    let _scope = s.db().scope();
     // A fresh reference collides with an existing one about once in 10^12 draws; try again.
     for _ in 0..5 {
         let request = StoredRequest {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::storage::new_id(),
             reference: Reference::generate(),
             state: outcome.state.clone(),
             locale: new.locale,
@@ -96,7 +102,7 @@ where
             created_at: now,
             updated_at: now,
         };
-        match store::insert(&mut conn, &request, &outcome, |c| also(c, &request)) {
+        match store::insert(s.db(), &request, &outcome, also(&request)) {
             Ok(()) => {
                 tracing::info!(reference = %request.reference, kind = %new.kind, channel = %new.channel, "request submitted");
                 return Ok(Submitted { request });

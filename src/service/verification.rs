@@ -106,16 +106,19 @@ pub fn submit_with_first_code(
     now: DateTime<Utc>,
 ) -> Result<(requests::Submitted, Option<CodeChannel>), ServiceError> {
     let sent = std::cell::Cell::new(None);
-    let submitted = requests::submit_with(s, new, actor, now, |c, request| {
+    let submitted = requests::submit_with(s, new, actor, now, |request| {
         sent.set(None);
-        match prepare_code(s, request, now) {
-            Ok(code) => {
+        let code = prepare_code(s, request, now)
+            .map_err(|e| tracing::warn!(error = %e, "could not make the first verification code"))
+            .ok();
+        let sent = &sent;
+        move |c: &mut crate::storage::DbConnection| {
+            if let Some(code) = code {
                 code.store(c)?;
                 sent.set(Some(code.channel));
             }
-            Err(e) => tracing::warn!(error = %e, "could not make the first verification code"),
+            Ok(())
         }
-        Ok(())
     })?;
     if let Some(channel) = sent.get() {
         tracing::info!(reference = %submitted.request.reference, channel = channel.as_str(), "verification code sent");
@@ -127,7 +130,9 @@ pub fn submit_with_first_code(
 /// hash) and the notification carrying the code and its magic link.
 pub struct PreparedCode {
     challenge: Challenge,
-    notification: outbox::OutboxRow,
+    /// Sealed when the code is made: a submission makes its code before SQLite's one
+    /// writer's turn (`write_gate`) and writes it inside.
+    notification: outbox::Sealed,
     pub channel: CodeChannel,
 }
 
@@ -136,7 +141,7 @@ impl PreparedCode {
     /// submission stores its first code in its own).
     pub fn store(&self, c: &mut crate::storage::DbConnection) -> Result<(), StoreError> {
         store::insert_challenge(c, &self.challenge)?;
-        outbox::insert(c, &self.notification)
+        outbox::insert_sealed(c, &self.notification)
     }
 }
 
@@ -153,7 +158,7 @@ pub fn prepare_code(
         CodeChannel::Sms
     };
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::storage::new_id();
     let expires_at = now + Duration::minutes(cfg.code_minutes);
     let link = s
         .tokens()
@@ -187,7 +192,7 @@ pub fn prepare_code(
     );
     Ok(PreparedCode {
         challenge,
-        notification,
+        notification: outbox::sealed(&notification)?,
         channel,
     })
 }

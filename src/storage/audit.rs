@@ -80,9 +80,19 @@ pub fn chain(c: &mut DbConnection, row: &mut EventRow) -> Result<(), StoreError>
             // Before the chain existed and not yet sealed: chain to what is there.
             .unwrap_or_else(|| GENESIS.to_owned())
     };
+    link(row, prev);
+    Ok(())
+}
+
+/// Chains the first event of a request not yet stored, which follows no other (no database
+/// work: a new request hashes it before its write).
+pub fn chain_first(row: &mut EventRow) {
+    link(row, GENESIS.to_owned());
+}
+
+fn link(row: &mut EventRow, prev: String) {
     row.hash = Some(hash_of(&prev, row));
     row.prev_hash = Some(prev);
-    Ok(())
 }
 
 /// Seals events written before the chain existed, request by request in order (at start-up;

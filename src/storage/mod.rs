@@ -57,6 +57,15 @@ impl StoreError {
 }
 
 /// Instants are stored as UTC without zone, at microsecond precision (what PostgreSQL keeps).
+/// A new key for a row written on every submission (requests, their outbox rows, verification
+/// challenges): a UUID of version 7, which begins with the time, so rows written one after the
+/// other go to the same end of each index instead of a random page. A batch of writes
+/// committed together (`write_gate`) then shares those pages. The remaining 74 bits are
+/// random, so the keys are no easier to guess; none of them is a secret.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 pub fn to_db_time(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
     t.naive_utc()
 }

@@ -16,7 +16,7 @@ use crate::interop::drp::DRP_CALLBACK;
 use crate::interop::opendsr::OPENDSR_CALLBACK;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
-#[diesel(table_name = outbox)]
+#[diesel(table_name = outbox, treat_none_as_null = true)]
 pub struct OutboxRow {
     pub id: String,
     pub request_id: Option<String>,
@@ -91,7 +91,7 @@ pub fn notify_row(
 ) -> OutboxRow {
     let payload = json!({ "to": to, "message": message, "locale": locale, "extra": extra });
     let mut row = OutboxRow::new(
-        uuid::Uuid::new_v4().to_string(),
+        super::new_id(),
         Some(request_id),
         NOTIFY,
         payload.to_string(),
@@ -110,8 +110,24 @@ pub fn enqueue(
     locale: Locale,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for effect in effects {
-        let row = match effect {
+    for row in effect_rows(request_id, event_seq, effects, locale, at) {
+        // One statement per row: batch inserts are not available across both backends.
+        insert(conn, &row)?;
+    }
+    Ok(())
+}
+
+/// The outbox rows of one accepted command's effects, not yet sealed or written.
+pub fn effect_rows(
+    request_id: &str,
+    event_seq: i64,
+    effects: &[Effect],
+    locale: Locale,
+    at: DateTime<Utc>,
+) -> Vec<OutboxRow> {
+    effects
+        .iter()
+        .map(|effect| match effect {
             Effect::Notify { to, message } => notify_row(
                 request_id,
                 Some(event_seq),
@@ -123,7 +139,7 @@ pub fn enqueue(
             ),
             Effect::StartFulfilment => {
                 let mut row = OutboxRow::new(
-                    uuid::Uuid::new_v4().to_string(),
+                    super::new_id(),
                     Some(request_id),
                     START_FULFILMENT,
                     "{}".into(),
@@ -132,11 +148,8 @@ pub fn enqueue(
                 row.event_seq = Some(event_seq);
                 row
             }
-        };
-        // One statement per row: batch inserts are not available across both backends.
-        insert(conn, &row)?;
-    }
-    Ok(())
+        })
+        .collect()
 }
 
 /// The sealed columns: a message's payload holds its address and text; an error may quote
@@ -174,7 +187,7 @@ pub fn queue_status_callback(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut row = OutboxRow::new(
-        uuid::Uuid::new_v4().to_string(),
+        super::new_id(),
         Some(request_id),
         kind,
         payload.to_string(),
@@ -185,15 +198,28 @@ pub fn queue_status_callback(
 }
 
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> Result<(), StoreError> {
-    let sealed = OutboxRow {
+    insert_sealed(conn, &sealed(row)?)
+}
+
+/// A row as stored: payload and last error sealed (see [`insert_sealed`]).
+pub fn sealed(row: &OutboxRow) -> Result<Sealed, StoreError> {
+    Ok(Sealed(OutboxRow {
         payload: fields::seal(PAYLOAD, &row.id, &row.payload)?,
         last_error: fields::seal_opt(LAST_ERROR, &row.id, row.last_error.as_deref())?,
         ..row.clone()
-    };
-    diesel::insert_into(outbox::table)
-        .values(sealed)
-        .execute(conn)
-        .map_err(|e| super::requests::duplicate_as(e, "outbox row"))?;
+    }))
+}
+
+/// An outbox row sealed ahead of its write, so that a submission seals outside the SQLite
+/// writer's turn (`write_gate`), where every other writer would wait for it.
+#[derive(Debug, Clone)]
+pub struct Sealed(OutboxRow);
+
+pub fn insert_sealed(conn: &mut DbConnection, row: &Sealed) -> Result<(), StoreError> {
+    super::db::on_backend!(conn, |conn| diesel::insert_into(outbox::table)
+        .values(&row.0)
+        .execute(conn))
+    .map_err(|e| super::requests::duplicate_as(e, "outbox row"))?;
     Ok(())
 }
 

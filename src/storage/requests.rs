@@ -14,21 +14,45 @@ use crate::auth::vault::Blind;
 use crate::domain::{Event, Jurisdiction, Outcome, Reference, RequestKind, Status};
 
 /// Stores a new request with its first event, and whatever `also` writes, in one transaction.
+///
+/// The rows are made first (sealed, hashed, blind-indexed) and only then written: on SQLite
+/// every other write of the process waits while this one writes (`write_gate`), so the
+/// writer's turn holds nothing but the statements.
 pub fn insert(
-    conn: &mut DbConnection,
+    db: &super::Database,
     request: &StoredRequest,
     outcome: &Outcome,
     also: impl FnOnce(&mut DbConnection) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    super::db::write(&mut *conn, |c| {
-        diesel::insert_into(requests::table)
-            .values(request.to_row()?)
-            .execute(c)
-            .map_err(|e| duplicate_as(e, "reference"))?;
-        write_lookups(c, request)?;
+    let row = request.to_row()?;
+    let lookups = lookups_of(request)?;
+    let mut event = EventRow::new(&request.id, outcome.state.version, &outcome.event);
+    super::audit::chain_first(&mut event);
+    seal_event(&mut event)?;
+    let effects = outbox::effect_rows(
+        &request.id,
+        outcome.state.version,
+        &outcome.effects,
+        request.locale,
+        outcome.event.at,
+    )
+    .iter()
+    .map(outbox::sealed)
+    .collect::<Result<Vec<_>, _>>()?;
+    db.write(|c| {
+        super::db::on_backend!(&mut *c, |c| diesel::insert_into(requests::table)
+            .values(&row)
+            .execute(c))
+        .map_err(|e| duplicate_as(e, "reference"))?;
+        for (kind, digest) in &lookups {
+            insert_lookup(c, &request.id, kind, digest)?;
+        }
         // A request logged with a past receipt time changes that day's counts.
         super::report_days::forget_received(c, request.state.received_at, chrono::Utc::now())?;
-        append(c, request, outcome)?;
+        insert_event(c, &event)?;
+        for effect in &effects {
+            outbox::insert_sealed(c, effect)?;
+        }
         also(c)
     })
 }
@@ -67,16 +91,9 @@ fn append(
 ) -> Result<(), StoreError> {
     let seq = outcome.state.version;
     let mut row = EventRow::new(&request.id, seq, &outcome.event);
-    // Hashed as written, then sealed: the chain holds whatever key the details are under.
     super::audit::chain(c, &mut row)?;
-    row.details = fields::seal(EVENT_DETAILS, &row.place(), &row.details)?;
-    diesel::insert_into(request_events::table)
-        .values(row)
-        .execute(c)
-        .map_err(|e| match duplicate_as(e, "event") {
-            StoreError::Duplicate(_) => StoreError::Conflict,
-            other => other,
-        })?;
+    seal_event(&mut row)?;
+    insert_event(c, &row)?;
     outbox::enqueue(
         c,
         &request.id,
@@ -85,6 +102,23 @@ fn append(
         request.locale,
         outcome.event.at,
     )
+}
+
+/// Hashed as written, then sealed: the chain holds whatever key the details are under.
+fn seal_event(row: &mut EventRow) -> Result<(), StoreError> {
+    row.details = fields::seal(EVENT_DETAILS, &row.place(), &row.details)?;
+    Ok(())
+}
+
+fn insert_event(c: &mut DbConnection, row: &EventRow) -> Result<(), StoreError> {
+    super::db::on_backend!(c, |c| diesel::insert_into(request_events::table)
+        .values(row)
+        .execute(c))
+    .map_err(|e| match duplicate_as(e, "event") {
+        StoreError::Duplicate(_) => StoreError::Conflict,
+        other => other,
+    })?;
+    Ok(())
 }
 
 pub(crate) fn duplicate_as(e: DieselError, what: &'static str) -> StoreError {
@@ -241,8 +275,8 @@ fn lookup_kind(kind: Blind) -> &'static str {
     }
 }
 
-/// Writes a request's blind indexes (at insert, and when rotation seals an older request).
-pub fn write_lookups(c: &mut DbConnection, request: &StoredRequest) -> Result<(), StoreError> {
+/// The blind indexes of a request's email address and phone number, by kind.
+fn lookups_of(request: &StoredRequest) -> Result<Vec<(&'static str, String)>, StoreError> {
     let values = [
         (
             Blind::Email,
@@ -253,24 +287,41 @@ pub fn write_lookups(c: &mut DbConnection, request: &StoredRequest) -> Result<()
             request.contact.phone.as_ref().map(|p| p.as_str()),
         ),
     ];
-    for (kind, value) in values {
-        let Some(value) = value else { continue };
-        let digest = fields::blind(kind, value)?;
+    values
+        .into_iter()
+        .filter_map(|(kind, value)| Some((kind, value?)))
+        .map(|(kind, value)| Ok((lookup_kind(kind), fields::blind(kind, value)?)))
+        .collect()
+}
+
+fn insert_lookup(
+    c: &mut DbConnection,
+    request_id: &str,
+    kind: &str,
+    digest: &str,
+) -> Result<(), StoreError> {
+    super::db::on_backend!(c, |c| diesel::insert_into(subject_lookups::table)
+        .values((
+            subject_lookups::request_id.eq(request_id),
+            subject_lookups::kind.eq(kind),
+            subject_lookups::digest.eq(digest),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Writes the blind indexes of a stored request (when rotation seals an older request).
+pub fn write_lookups(c: &mut DbConnection, request: &StoredRequest) -> Result<(), StoreError> {
+    for (kind, digest) in lookups_of(request)? {
         // Plain INSERT: a second write of the same lookup (rotation run twice) is skipped.
         let exists = subject_lookups::table
             .filter(subject_lookups::request_id.eq(&request.id))
-            .filter(subject_lookups::kind.eq(lookup_kind(kind)))
+            .filter(subject_lookups::kind.eq(kind))
             .count()
             .get_result::<i64>(c)?
             > 0;
         if !exists {
-            diesel::insert_into(subject_lookups::table)
-                .values((
-                    subject_lookups::request_id.eq(&request.id),
-                    subject_lookups::kind.eq(lookup_kind(kind)),
-                    subject_lookups::digest.eq(digest),
-                ))
-                .execute(c)?;
+            insert_lookup(c, &request.id, kind, &digest)?;
         }
     }
     Ok(())

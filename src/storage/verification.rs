@@ -7,7 +7,7 @@ use super::schema::{subject_sessions, verification_challenges};
 use super::{to_db_time, DbConnection, StoreError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = verification_challenges)]
+#[diesel(table_name = verification_challenges, treat_none_as_null = true)]
 pub struct Challenge {
     pub id: String,
     pub request_id: String,
@@ -23,9 +23,11 @@ pub struct Challenge {
 }
 
 pub fn insert_challenge(conn: &mut DbConnection, c: &Challenge) -> Result<(), StoreError> {
-    diesel::insert_into(verification_challenges::table)
-        .values(c)
-        .execute(conn)?;
+    super::db::on_backend!(conn, |conn| diesel::insert_into(
+        verification_challenges::table
+    )
+    .values(c)
+    .execute(conn))?;
     Ok(())
 }
 

@@ -220,9 +220,10 @@ fn three_guesses(c: &mut rightsflow::config::Config) {
     c.rate_limits.code_checks_per_reference = 3;
 }
 
-/// SQLite: a write-ahead log grown past 64 MiB (here, while a long read pinned it) is emptied
-/// and its file truncated by the checkpointing thread once nothing holds it, instead of
-/// staying that size (SQLite never shrinks the file itself).
+/// SQLite: a write-ahead log grown far past its 64 MiB limit (here, while a long read pinned
+/// it) is emptied and its file truncated by the checkpointing thread once nothing holds it,
+/// instead of staying that size (SQLite never shrinks the file itself). A log just past the
+/// limit is started again instead, which leaves the file's size alone (src/storage/db.rs).
 #[tokio::test]
 async fn a_large_sqlite_write_ahead_log_is_emptied() {
     use diesel::connection::SimpleConnection;
@@ -245,7 +246,7 @@ async fn a_large_sqlite_write_ahead_log_is_emptied() {
             c.batch_execute("CREATE TABLE wal_test (x BLOB)")
         })
         .unwrap();
-        for _ in 0..80 {
+        for _ in 0..280 {
             rightsflow::storage::db::write::<_, diesel::result::Error, _>(&mut conn, |c| {
                 c.batch_execute("INSERT INTO wal_test VALUES (randomblob(1048576))")
             })
@@ -259,6 +260,9 @@ async fn a_large_sqlite_write_ahead_log_is_emptied() {
     })
     .await
     .unwrap();
-    assert!(grown > 64 * 1024 * 1024, "the log grew to {grown} bytes");
+    assert!(
+        grown > 4 * 64 * 1024 * 1024,
+        "the log grew to {grown} bytes"
+    );
     assert!(after < 8 * 1024 * 1024, "{grown} bytes, then {after}");
 }
