@@ -37,16 +37,20 @@ where
     // reference), so what it made is kept in a cell, the last run's winning.
     let attested_request = std::cell::RefCell::new(None);
     let submitted = requests::submit_with(s, new, &Actor::Subject, now, |request| {
+        // As the API's submission: the code is made before the write (outside SQLite's one
+        // writer's turn), and one that cannot be made is not fatal (the user asks for another
+        // on the page).
+        let code = needs_code
+            .then(|| verification::prepare_code(s, request, now))
+            .and_then(|made| {
+                made.map_err(|e| tracing::warn!(error = %e, "could not make the first code"))
+                    .ok()
+            });
         let (request, attested_request, link, attest) =
             (request.clone(), &attested_request, &link, &attest);
-        move |c: &mut crate::storage::DbConnection| {
-            if needs_code {
-                // As the API's submission: a code that cannot be made is not fatal (the user
-                // asks for another on the page).
-                match verification::prepare_code(s, &request, now) {
-                    Ok(code) => code.store(c)?,
-                    Err(e) => tracing::warn!(error = %e, "could not make the first code"),
-                }
+        move |c: &mut DbConnection| {
+            if let Some(code) = code {
+                code.store(c)?;
             }
             link(c, &request)?;
             if attested {

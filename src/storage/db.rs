@@ -170,7 +170,7 @@ fn sqlite_path(url: &str) -> &str {
 pub use super::write_gate::write;
 
 /// Runs `$body` on the backend's own connection inside a [`DbConnection`], compiled once per
-/// backend. For the statements of a submission: diesel's `MultiConnection` writes a query's
+/// backend. For the inserts of a submission (and of every event and outbox row): diesel's `MultiConnection` writes a query's
 /// SQL out again on every execution (to hand it to the backend inside), and cannot key its
 /// statement cache by the query's type, which was about half of the SQLite writer's turn per
 /// submission (`bench intake`, docs/PERFORMANCE.md). On the backend's connection a query with

@@ -216,13 +216,7 @@ impl Gate {
     /// Whether the batch's transaction is open at its own level (no savepoint left open, the
     /// transaction manager not broken), so later writes can join it.
     fn intact(&mut self) -> bool {
-        let DbConnection::Sqlite(sqlite) = &mut self.conn else {
-            return false;
-        };
-        matches!(
-            AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth(),
-            Ok(Some(depth)) if depth.get() == 1
-        )
+        matches!(self.depth(), Ok(Some(depth)) if depth.get() == 1)
     }
 
     /// Commits the batch and tells its waiting writes how that went.
@@ -370,16 +364,11 @@ mod tests {
     #[test]
     fn writes_take_turns_on_the_writer_and_a_failed_or_panicking_one_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gate.db");
+        let (path, writer) = gate_db(
+            dir.path(),
+            "CREATE TABLE counter (n BIGINT NOT NULL); INSERT INTO counter VALUES (0);",
+        );
         let mut setup = open(&path);
-        setup
-            .batch_execute(
-                "PRAGMA journal_mode = WAL; CREATE TABLE requests (id TEXT PRIMARY KEY); \
-                 CREATE TABLE counter (n BIGINT NOT NULL); INSERT INTO counter VALUES (0);",
-            )
-            .unwrap();
-        let reopen = path.clone();
-        let writer = Writer::new(open(&path), move || Ok(open(&reopen)));
         let vault = Arc::new(Vault::generate());
         let threads: Vec<_> = (0..8)
             .map(|_| {
