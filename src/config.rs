@@ -145,6 +145,10 @@ pub struct Config {
     /// `serve` and `worker`; maintenance commands (migrate, audit, keys, bench) run without
     /// one. SQLite has no statement timeout.
     pub database_statement_timeout_seconds: u64,
+    /// SQLite: past this many MiB, the write-ahead log is started again from its beginning,
+    /// while every writer of the process waits 10–30 ms (docs/OPERATIONS.md). Four times this,
+    /// grown while a long read held the log, and the file is emptied too.
+    pub sqlite_wal_limit_mb: u64,
     /// PostgreSQL: a read replica (hot standby) for the console's reports (the dashboard and
     /// the queue's CSV export). Unset: they read the primary.
     pub database_replica_url: Option<String>,
@@ -427,6 +431,7 @@ impl Default for Config {
             database_url: None,
             database_pool_size: 8,
             database_statement_timeout_seconds: 30,
+            sqlite_wal_limit_mb: crate::storage::db::WAL_LIMIT_MB,
             database_replica_url: None,
             listen: "127.0.0.1:8080".into(),
             jwt_secret: None,
@@ -634,6 +639,14 @@ impl Config {
                 )
             })?;
         }
+        if let Some(v) = get("RIGHTSFLOW_SQLITE_WAL_LIMIT_MB") {
+            self.sqlite_wal_limit_mb = v.parse().ok().filter(|mb| *mb > 0).ok_or_else(|| {
+                env_error(
+                    "RIGHTSFLOW_SQLITE_WAL_LIMIT_MB",
+                    "expected a whole number of MiB, at least 1",
+                )
+            })?;
+        }
         if let Some(v) = get("RIGHTSFLOW_DATABASE_POOL_SIZE") {
             self.database_pool_size = v.parse().map_err(|_| {
                 env_error("RIGHTSFLOW_DATABASE_POOL_SIZE", "expected a whole number")
@@ -695,6 +708,27 @@ mod tests {
         assert_eq!(c.admin_email, "dpo@example.com");
         assert_eq!(c.policy.verification_window_days, 10);
         assert_eq!(c.database_url(), "sqlite://data/rightsflow.db");
+    }
+
+    #[test]
+    fn the_sqlite_log_limit_comes_from_the_environment_and_is_at_least_one_mib() {
+        let limit = |v: &'static str| {
+            Config::load_with(None, move |name: &str| {
+                (name == "RIGHTSFLOW_SQLITE_WAL_LIMIT_MB").then(|| v.to_owned())
+            })
+            .map(|c| c.sqlite_wal_limit_mb)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(limit("64"), Ok(64));
+        for bad in ["0", "-1", "lots"] {
+            let err = limit(bad).unwrap_err();
+            assert!(
+                err.contains("RIGHTSFLOW_SQLITE_WAL_LIMIT_MB"),
+                "{bad}: {err}"
+            );
+        }
+        let c = Config::load_with(None, |_| None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.sqlite_wal_limit_mb, crate::storage::db::WAL_LIMIT_MB);
     }
 
     #[test]

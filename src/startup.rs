@@ -55,6 +55,7 @@ pub fn open_database(config: &Config) -> Result<Database, StartupError> {
         &config.database_url(),
         config.database_pool_size,
         config.database_statement_timeout_seconds,
+        config.sqlite_wal_limit_mb,
         Arc::new(vault(config)?),
     )?;
     let applied = db.migrate()?;
@@ -205,6 +206,7 @@ pub async fn services(config: &Config) -> Result<Services, StartupError> {
                     url,
                     config.database_pool_size,
                     config.database_statement_timeout_seconds,
+                    config.sqlite_wal_limit_mb,
                     db.vault().clone(),
                 )
                 .map_err(|e| StartupError::Config(format!("database_replica_url: {e}")))?,

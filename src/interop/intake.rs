@@ -19,7 +19,7 @@ pub fn submit<F>(
     now: DateTime<Utc>,
 ) -> Result<StoredRequest, ServiceError>
 where
-    F: Fn(&mut DbConnection, &StoredRequest) -> Result<(), StoreError>,
+    F: Fn(&mut DbConnection, &StoredRequest) -> Result<(), StoreError> + Sync,
 {
     let proofs: &[VerificationMethod] = if attested {
         &[VerificationMethod::AgentAttested]
@@ -34,8 +34,9 @@ where
     // The attestation is recorded in the submission's transaction: a crash between the two
     // would leave a request waiting for a code it was never sent (none is made when the
     // attestation is enough). `submit_with` may run this more than once (a colliding
-    // reference), so what it made is kept in a cell, the last run's winning.
-    let attested_request = std::cell::RefCell::new(None);
+    // reference), so what it made is kept aside, the last run's winning (behind a mutex: on
+    // SQLite the write may run on another thread, `write_gate`).
+    let attested_request = std::sync::Mutex::new(None);
     let submitted = requests::submit_with(s, new, &Actor::Subject, now, |request| {
         // As the API's submission: the code is made before the write (outside SQLite's one
         // writer's turn), and one that cannot be made is not fatal (the user asks for another
@@ -56,10 +57,13 @@ where
             if attested {
                 let after = requests::act_on(s, c, request.clone(), &Actor::System, attest, now)
                     .map_err(|e| StoreError::Setup(format!("recording the attestation: {e}")))?;
-                *attested_request.borrow_mut() = Some(after);
+                *attested_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(after);
             }
             Ok(())
         }
     })?;
-    Ok(attested_request.into_inner().unwrap_or(submitted.request))
+    let attested_request = attested_request
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    Ok(attested_request.unwrap_or(submitted.request))
 }

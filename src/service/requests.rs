@@ -62,7 +62,7 @@ pub fn submit_with<F, W>(
 ) -> Result<Submitted, ServiceError>
 where
     F: Fn(&StoredRequest) -> W,
-    W: FnOnce(&mut crate::storage::DbConnection) -> Result<(), StoreError>,
+    W: FnOnce(&mut crate::storage::DbConnection) -> Result<(), StoreError> + Send,
 {
     // At the precision both databases keep, so the stored instant reads back equal.
     let received_at = new.received_at.map_or(now, |t| t.trunc_subsecs(6));

@@ -105,9 +105,10 @@ pub fn submit_with_first_code(
     actor: &crate::domain::Actor,
     now: DateTime<Utc>,
 ) -> Result<(requests::Submitted, Option<CodeChannel>), ServiceError> {
-    let sent = std::cell::Cell::new(None);
+    // A mutex, not a cell: on SQLite the write may run on another thread (`write_gate`).
+    let sent = std::sync::Mutex::new(None);
     let submitted = requests::submit_with(s, new, actor, now, |request| {
-        sent.set(None);
+        *sent.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let code = prepare_code(s, request, now)
             .map_err(|e| tracing::warn!(error = %e, "could not make the first verification code"))
             .ok();
@@ -115,15 +116,16 @@ pub fn submit_with_first_code(
         move |c: &mut crate::storage::DbConnection| {
             if let Some(code) = code {
                 code.store(c)?;
-                sent.set(Some(code.channel));
+                *sent.lock().unwrap_or_else(|p| p.into_inner()) = Some(code.channel);
             }
             Ok(())
         }
     })?;
-    if let Some(channel) = sent.get() {
+    let sent = sent.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(channel) = sent {
         tracing::info!(reference = %submitted.request.reference, channel = channel.as_str(), "verification code sent");
     }
-    Ok((submitted, sent.get()))
+    Ok((submitted, sent))
 }
 
 /// A one-time code for a request, made but not yet stored: the challenge (the code's keyed

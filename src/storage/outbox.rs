@@ -16,7 +16,7 @@ use crate::interop::drp::DRP_CALLBACK;
 use crate::interop::opendsr::OPENDSR_CALLBACK;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
-#[diesel(table_name = outbox, treat_none_as_null = true)]
+#[diesel(table_name = outbox, treat_none_as_default_value = false)]
 pub struct OutboxRow {
     pub id: String,
     pub request_id: Option<String>,

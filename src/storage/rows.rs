@@ -14,7 +14,7 @@ use crate::domain::{
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = requests, treat_none_as_null = true)]
+#[diesel(table_name = requests, treat_none_as_default_value = false)]
 pub struct RequestRow {
     pub id: String,
     pub reference: String,
@@ -270,7 +270,7 @@ impl StoredRequest {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = request_events, treat_none_as_null = true)]
+#[diesel(table_name = request_events, treat_none_as_default_value = false)]
 pub struct EventRow {
     pub request_id: String,
     pub seq: i64,

@@ -7,7 +7,7 @@ use super::schema::{subject_sessions, verification_challenges};
 use super::{to_db_time, DbConnection, StoreError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = verification_challenges, treat_none_as_null = true)]
+#[diesel(table_name = verification_challenges, treat_none_as_default_value = false)]
 pub struct Challenge {
     pub id: String,
     pub request_id: String,

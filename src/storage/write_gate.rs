@@ -17,23 +17,32 @@
 //! reads in parallel. SQLite's busy timeout remains for writers in other processes (the CLI, a
 //! second instance on the same file).
 //!
-//! **Group commit.** Committing writes every page the transaction changed into the log, and a
-//! submission changes ~35 pages (a dozen rows, ~20 index entries), most of them the same pages
-//! as the submission before it (the right-hand edge of each index, with time-ordered keys).
-//! So a writer that finds others waiting for the writer does not commit: it leaves the
-//! transaction open for the next one and waits until some later writer commits them all, at
-//! most [`MAX_BATCH`] writes in one transaction. Each write runs in a savepoint of its own:
-//! one that fails or panics is rolled back alone and the others go on. `write` returns only
-//! once its changes are committed (or fails if the commit failed), exactly as before, so no
-//! caller sees the difference except in time: the pages shared by a batch are written once.
+//! **Group commit, by one thread at a time.** Committing writes every page the transaction
+//! changed into the log, and a submission changes ~35 pages (a dozen rows, ~20 index entries),
+//! most of them the same pages as the submission before it (the right-hand edge of each index,
+//! with time-ordered keys). So writes wait in a queue, and one of the waiting threads, the
+//! leader, takes the writer and runs the queued writes (at most [`MAX_BATCH`]) one after the
+//! other in one transaction, each in a savepoint of its own: one that fails or panics is
+//! rolled back alone and the others go on. Then it commits, passes the lead to the thread
+//! whose write is next in the queue, and tells each write of its batch how the commit went.
+//! `write` returns only once its changes are committed (or fails if the commit failed).
+//!
+//! Running the others' writes on the leader's thread is what keeps the writer busy: when each
+//! thread ran its own write, the writer stood idle ~25% of the time under `bench intake`
+//! between one thread letting go and the next, woken, getting a core (two cores, ~60
+//! threads), and waiters were served in no order (std's mutex lets a newcomer overtake them).
+//! The queue is first come, first served, and a batch costs one hand-over instead of one per
+//! write. A write carries its caller's context to the leader: the vault and writer in scope
+//! (`fields::Scope`) and the tracing span, so it runs as it would on its own thread. That is
+//! also why a write must be `Send`.
 //!
 //! The writer belongs to the [`Database`](super::Database) (one per SQLite file) and is in
 //! scope on a thread while one of that database's pooled connections is held, beside the vault
 //! (`fields::Scope`), so storage functions that receive a bare connection find it.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -51,47 +60,70 @@ pub const MAX_BATCH: usize = 32;
 /// The writing connection of one SQLite database.
 pub struct Writer {
     gate: Mutex<Gate>,
-    /// Threads that asked for the writer and do not hold it yet. A write that finishes while
-    /// one waits leaves the transaction open for it.
-    waiting: AtomicUsize,
+    queue: Mutex<Queue>,
     /// Replaces the connection when its transaction cannot go on (see [`Gate::abandon`]).
     reopen: Reopen,
 }
 
-/// What the lock of a [`Writer`] guards.
+/// What the lock of a [`Writer`] guards: held by the leader for one batch, or by
+/// [`Writer::exclusive`]. No transaction is left open while it is free.
 struct Gate {
     conn: DbConnection,
-    /// The transaction left open by earlier writes for later ones, if any.
-    batch: Option<Batch>,
     /// Transactions committed so far.
     commits: u64,
 }
 
-struct Batch {
-    writes: usize,
-    ended: Arc<Ended>,
+/// The writes waiting for the writer.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Whether some thread leads: runs a batch, or has been told to and is about to. The
+    /// thread that queues a write while no one leads leads itself; so a queued write always
+    /// has a leader coming, and only one runs at a time.
+    led: bool,
 }
 
-/// How a batch's transaction ended, for the writes waiting on it.
+/// One queued write: the caller's closure, made to run in a savepoint on the writer's
+/// connection and to leave its result where the caller waits for it.
+struct Job {
+    /// Returns whether the write is kept (its savepoint released), so it waits for the commit.
+    run: Box<dyn FnOnce(&mut DbConnection) -> bool + Send>,
+    turn: Arc<Turn>,
+}
+
+/// Where the thread that queued a write waits: to lead, or for how its batch ended.
 #[derive(Default)]
-struct Ended {
-    result: Mutex<Option<Result<(), String>>>,
+struct Turn {
+    state: Mutex<TurnState>,
     signal: Condvar,
 }
 
-impl Ended {
-    fn set(&self, result: Result<(), String>) {
-        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-        self.signal.notify_all();
+#[derive(Default)]
+enum TurnState {
+    #[default]
+    Waiting,
+    Lead,
+    Ended(Result<(), String>),
+}
+
+impl Turn {
+    fn set(&self, state: TurnState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        self.signal.notify_one();
     }
 
-    fn wait(&self) -> Result<(), String> {
-        let mut result = self.result.lock().unwrap_or_else(|p| p.into_inner());
+    /// Waits until the write's batch ended (`Ok`: committed) or this thread is to lead
+    /// (`None`).
+    fn wait(&self) -> Option<Result<(), String>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(r) = &*result {
-                return r.clone();
+            match std::mem::take(&mut *state) {
+                TurnState::Waiting => {
+                    state = self.signal.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+                TurnState::Lead => return None,
+                TurnState::Ended(result) => return Some(result),
             }
-            result = self.signal.wait(result).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -102,115 +134,197 @@ impl Writer {
         reopen: impl Fn() -> Result<DbConnection, String> + Send + Sync + 'static,
     ) -> Arc<Writer> {
         Arc::new(Writer {
-            gate: Mutex::new(Gate {
-                conn,
-                batch: None,
-                commits: 0,
-            }),
-            waiting: AtomicUsize::new(0),
+            gate: Mutex::new(Gate { conn, commits: 0 }),
+            queue: Mutex::default(),
             reopen: Box::new(reopen),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Gate> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        gate
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How many transactions the writer has committed (each holding one or more writes).
     pub fn commits(&self) -> u64 {
-        self.gate.lock().unwrap_or_else(|p| p.into_inner()).commits
+        self.gate().commits
     }
 
-    /// Runs `f` on the writer connection while no write of this process can run and none is
-    /// left uncommitted (for the checkpoint that empties the write-ahead log, which must wait
-    /// for writers anyway).
+    /// Runs `f` on the writer connection while no write of this process runs (for the
+    /// checkpoint that starts the write-ahead log again, which must wait for writers anyway).
+    /// Queued writes wait meanwhile; none is left uncommitted.
     pub fn exclusive<T>(&self, f: impl FnOnce(&mut DbConnection) -> T) -> T {
-        let mut gate = self.lock();
-        if gate.batch.is_some() {
-            // Its writes wait for this commit; a failure is theirs to report.
-            let _ = gate.commit(&self.reopen);
-        }
-        f(&mut gate.conn)
+        f(&mut self.gate().conn)
     }
 
-    /// Runs `f` as one write of the open batch (opening one if there is none), then commits
-    /// the batch or leaves it to the next write.
+    /// Queues `f` as one write, leads when it is this thread's turn, and returns once the
+    /// batch that ran it ended.
     pub(super) fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, E>,
-        E: From<diesel::result::Error>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send,
+        T: Send,
+        E: From<diesel::result::Error> + Send,
     {
         debug_assert!(
             !WRITING.with(Cell::get),
             "a write inside a write nests on its connection (`write`), or it would wait for itself"
         );
-        let mut gate = self.lock();
-        gate.open()?;
-        let ran = {
-            let _writing = Writing::enter();
-            // A savepoint: a write that fails is rolled back alone.
-            catch_unwind(AssertUnwindSafe(|| gate.conn.transaction(f)))
+        let mut ran: Option<std::thread::Result<Result<T, E>>> = None;
+        let turn = Arc::new(Turn::default());
+        let job = job(f, &mut ran);
+        // SAFETY: the job borrows `f`'s captures and `ran` from this frame, and may run on
+        // the leader's thread. This frame does not return before the job has run or been
+        // dropped: every job taken from the queue is run or dropped before its turn is told
+        // how its batch ended (`lead`), and this thread waits for that below, whatever
+        // happens (waiting cannot unwind: poisoned locks are taken over).
+        let job = unsafe {
+            std::mem::transmute::<
+                Box<dyn FnOnce(&mut DbConnection) -> bool + Send + '_>,
+                Box<dyn FnOnce(&mut DbConnection) -> bool + Send + 'static>,
+            >(job)
         };
-        if ran.is_err() {
-            // diesel does not roll back a savepoint whose closure panicked.
-            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(
-                &mut gate.conn,
-            );
-        }
-        let committed = if !gate.intact() {
-            Err(gate.abandon(&self.reopen, "the write transaction broke"))
-        } else {
-            let batch = gate.batch.as_mut().expect("opened above");
-            batch.writes += 1;
-            if batch.writes < MAX_BATCH && self.waiting.load(Ordering::SeqCst) > 0 {
-                // Someone is about to take the writer: it (or one after it) commits.
-                let ended = batch.ended.clone();
-                drop(gate);
-                match &ran {
-                    Ok(Ok(_)) => ended.wait(),
-                    _ => Ok(()), // nothing of this write is left to commit
-                }
-            } else {
-                gate.commit(&self.reopen)
+        let mut lead = {
+            let mut queue = self.queue();
+            queue.jobs.push_back(Job {
+                run: job,
+                turn: turn.clone(),
+            });
+            !std::mem::replace(&mut queue.led, true)
+        };
+        let committed = loop {
+            if lead {
+                self.lead();
+            }
+            match turn.wait() {
+                Some(ended) => break ended,
+                None => lead = true,
             }
         };
         match ran {
-            Err(panic) => resume_unwind(panic),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(value)) => committed.map(|()| value).map_err(|why| {
-                E::from(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::Unknown,
-                    Box::new(format!("the group commit failed: {why}")),
-                ))
-            }),
+            Some(Err(panic)) => resume_unwind(panic),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Ok(Ok(value))) => committed.map(|()| value).map_err(group_commit_failed),
+            // Not run: its batch could not begin.
+            None => Err(group_commit_failed(committed.err().unwrap_or_default())),
+        }
+    }
+
+    /// Runs one batch of the queue (this thread's own write first) in one transaction,
+    /// commits it, passes the lead on, and tells the batch's writes how it ended.
+    fn lead(&self) {
+        let mut gate = self.gate();
+        let mut jobs: VecDeque<Job> = {
+            let mut queue = self.queue();
+            let n = queue.jobs.len().min(MAX_BATCH);
+            queue.jobs.drain(..n).collect()
+        };
+        let mut ended: Vec<(Arc<Turn>, Result<(), String>)> = Vec::with_capacity(jobs.len());
+        match gate.open() {
+            Err(e) => {
+                // Dropped unrun; each write fails.
+                let why = format!("could not begin the write: {e}");
+                ended.extend(jobs.drain(..).map(|j| (j.turn, Err(why.clone()))));
+            }
+            Ok(()) => {
+                let mut kept = Vec::with_capacity(jobs.len());
+                while let Some(job) = jobs.pop_front() {
+                    let keep = (job.run)(&mut gate.conn);
+                    if !gate.intact() {
+                        // Every write of the transaction is lost with it; the ones not run
+                        // yet go back to the front of the queue for the next batch.
+                        let why = gate.abandon(&self.reopen, "the write transaction broke");
+                        ended.push((job.turn, Err(why.clone())));
+                        ended.extend(kept.drain(..).map(|t| (t, Err(why.clone()))));
+                        let mut queue = self.queue();
+                        for rest in jobs.drain(..).rev() {
+                            queue.jobs.push_front(rest);
+                        }
+                        break;
+                    }
+                    if keep {
+                        kept.push(job.turn);
+                    } else {
+                        ended.push((job.turn, Ok(()))); // nothing of it to commit
+                    }
+                }
+                // (After an abandoned transaction there is nothing to commit, and no one
+                // left in `kept`.)
+                let result = match gate.depth() {
+                    Ok(Some(_)) => gate.commit(&self.reopen),
+                    _ => Err("the write transaction was lost".to_owned()),
+                };
+                ended.extend(kept.into_iter().map(|t| (t, result.clone())));
+            }
+        }
+        drop(gate);
+        {
+            let mut queue = self.queue();
+            match queue.jobs.front() {
+                Some(next) => next.turn.set(TurnState::Lead),
+                None => queue.led = false,
+            }
+        }
+        // Woken after the writer is free and the next leader on its way: waking ~30 threads
+        // inside the turn made every other write wait for the wake-ups.
+        for (turn, result) in ended {
+            turn.set(TurnState::Ended(result));
         }
     }
 }
 
+/// Makes the job that runs `f` as one write on the leader's thread: in the caller's scope
+/// (vault, writer, span), in a savepoint, with its result (or panic) left in `ran`.
+fn job<'a, T, E, F>(
+    f: F,
+    ran: &'a mut Option<std::thread::Result<Result<T, E>>>,
+) -> Box<dyn FnOnce(&mut DbConnection) -> bool + Send + 'a>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'a,
+    T: Send + 'a,
+    E: From<diesel::result::Error> + Send + 'a,
+{
+    let vault = super::fields::vault().ok();
+    let writer = super::fields::writer();
+    let span = tracing::Span::current();
+    Box::new(move |conn: &mut DbConnection| {
+        let _scope = vault.map(|v| super::fields::Scope::enter(&v, writer.as_ref()));
+        let _span = span.enter();
+        let _writing = Writing::enter();
+        // A savepoint: a write that fails is rolled back alone.
+        let result = catch_unwind(AssertUnwindSafe(|| conn.transaction(f)));
+        if result.is_err() {
+            // diesel does not roll back a savepoint whose closure panicked.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+        }
+        let keep = matches!(result, Ok(Ok(_)));
+        *ran = Some(result);
+        keep
+    })
+}
+
+fn group_commit_failed<E: From<diesel::result::Error>>(why: String) -> E {
+    E::from(diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::Unknown,
+        Box::new(format!("the group commit failed: {why}")),
+    ))
+}
+
 impl Gate {
-    /// Begins a batch's transaction unless one is open. `BEGIN IMMEDIATE` takes SQLite's
-    /// write lock when it begins: the batch neither fails later upgrading a read (when
-    /// another process wrote meanwhile) nor holds a stale snapshot.
+    /// Begins a batch's transaction. `BEGIN IMMEDIATE` takes SQLite's write lock when it
+    /// begins: the batch neither fails later upgrading a read (when another process wrote
+    /// meanwhile) nor holds a stale snapshot.
     ///
     /// This replaced a no-op `UPDATE requests … WHERE 1 = 0` after a plain `BEGIN`: SQLite
     /// parsed and compiled that statement (with every index of `requests`) for each write,
     /// about 5% of a submission's CPU in `bench intake`.
     fn open(&mut self) -> diesel::QueryResult<()> {
-        if self.batch.is_some() {
-            return Ok(());
-        }
         let DbConnection::Sqlite(sqlite) = &mut self.conn else {
             unreachable!("the writer is a SQLite connection");
         };
-        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-        self.batch = Some(Batch {
-            writes: 0,
-            ended: Arc::default(),
-        });
-        Ok(())
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")
     }
 
     /// Whether the batch's transaction is open at its own level (no savepoint left open, the
@@ -219,11 +333,8 @@ impl Gate {
         matches!(self.depth(), Ok(Some(depth)) if depth.get() == 1)
     }
 
-    /// Commits the batch and tells its waiting writes how that went.
+    /// Commits the batch's transaction.
     fn commit(&mut self, reopen: &Reopen) -> Result<(), String> {
-        let Some(batch) = self.batch.take() else {
-            return Ok(());
-        };
         type Manager = <DbConnection as Connection>::TransactionManager;
         let result = Manager::commit_transaction(&mut self.conn).map_err(|e| e.to_string());
         match &result {
@@ -231,18 +342,14 @@ impl Gate {
             Err(_) if !matches!(self.depth(), Ok(None)) => self.replace(reopen),
             Err(_) => {}
         }
-        batch.ended.set(result.clone());
         result
     }
 
     /// Gives up the batch's transaction: a fresh connection replaces the writer (closing the
     /// old one rolls its transaction back, which diesel cannot do once its transaction manager
-    /// is broken), and the batch's writes fail.
+    /// is broken).
     fn abandon(&mut self, reopen: &Reopen, why: &str) -> String {
         self.replace(reopen);
-        if let Some(batch) = self.batch.take() {
-            batch.ended.set(Err(why.to_owned()));
-        }
         why.to_owned()
     }
 
@@ -288,15 +395,17 @@ impl Drop for Writing {
 /// Runs `f` in a transaction that writes.
 ///
 /// - PostgreSQL: a transaction on `c`.
-/// - SQLite: waits for this process's writer and runs `f` on it (not on `c`), in a savepoint
-///   of the writer's open batch (see the module's comment); returns once that is committed.
+/// - SQLite: queues `f` for this process's writer, which runs it (not on `c`, and maybe on
+///   another thread) in a savepoint of a batch (see the module's comment); returns once that
+///   is committed.
 ///   Inside another write (where `c` is the writer), a nested transaction on `c`. Without a
 ///   writer in scope (a connection made outside a `Database`), a transaction of its own on `c`
 ///   that takes the write lock when it begins.
 pub fn write<T, E, F>(c: &mut DbConnection, f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConnection) -> Result<T, E>,
-    E: From<diesel::result::Error>,
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send,
+    T: Send,
+    E: From<diesel::result::Error> + Send,
 {
     if matches!(c, DbConnection::Postgres(_)) || WRITING.with(Cell::get) {
         return c.transaction(f);
@@ -431,14 +540,6 @@ mod tests {
         );
     }
 
-    /// Waits until another thread has asked for the writer (so this write's batch stays open
-    /// for it).
-    fn until_someone_waits(writer: &Writer) {
-        while writer.waiting.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
-    }
-
     fn count(c: &mut DbConnection, table: &str) -> i64 {
         diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
             .get_result::<N>(c)
@@ -509,32 +610,42 @@ mod tests {
         );
     }
 
-    /// Runs `first` on this thread and `second` on another once `first` has begun, so both
-    /// are in one batch: `first` waits inside until `second` waits for the writer.
+    type TestWrite = dyn FnOnce(&mut DbConnection) -> diesel::QueryResult<usize> + Send;
+
+    /// Runs `first` and `second` as the two writes of one batch: each is queued from a thread
+    /// of its own while the writer is held, `first` first, then the writer is let go.
     fn batch_of_two(
         path: &std::path::Path,
         writer: &Arc<Writer>,
-        first: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<usize>,
+        first: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<usize> + Send + 'static,
         second: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<usize> + Send + 'static,
     ) -> (diesel::QueryResult<()>, diesel::QueryResult<()>) {
         let vault = Arc::new(Vault::generate());
-        let (began, begun) = std::sync::mpsc::channel();
-        let other = {
+        let queue = |f: Box<TestWrite>| {
             let (writer, path, vault) = (writer.clone(), path.to_owned(), vault.clone());
             std::thread::spawn(move || {
                 let _scope = Scope::enter(&vault, Some(&writer));
-                begun.recv().unwrap();
-                write(&mut open(&path), |c| second(c).map(drop))
+                write(&mut open(&path), |c| f(c).map(drop))
             })
         };
-        let _scope = Scope::enter(&vault, Some(writer));
-        let mine = write(&mut open(path), |c| {
-            first(c)?;
-            began.send(()).unwrap();
-            until_someone_waits(writer);
-            Ok(())
+        let (a, b) = writer.exclusive(|_| {
+            let a = queue(Box::new(first));
+            until_queued(writer, 1);
+            let b = queue(Box::new(second));
+            until_queued(writer, 2);
+            (a, b)
         });
-        (mine, other.join().unwrap())
+        let (a, b) = (a.join(), b.join());
+        (
+            a.unwrap_or_else(|p| resume_unwind(p)),
+            b.unwrap_or_else(|p| resume_unwind(p)),
+        )
+    }
+
+    fn until_queued(writer: &Writer, n: usize) {
+        while writer.queue().jobs.len() < n {
+            std::thread::yield_now();
+        }
     }
 
     #[test]
@@ -612,6 +723,42 @@ mod tests {
             ids, "1,3",
             "each batch kept the write that succeeded, and only it"
         );
+    }
+
+    /// A write queued by one thread may run on another (the leader's): it runs there with its
+    /// own caller's vault in scope, not the leader's.
+    #[test]
+    fn a_write_run_by_the_leader_sees_its_own_callers_vault() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = gate_db(dir.path(), "CREATE TABLE rows (id INTEGER PRIMARY KEY);");
+        let queue = |id: i64| {
+            let (writer, path) = (writer.clone(), path.clone());
+            std::thread::spawn(move || {
+                let vault = Arc::new(Vault::generate());
+                let _scope = Scope::enter(&vault, Some(&writer));
+                write::<_, diesel::result::Error, _>(&mut open(&path), |c| {
+                    diesel::sql_query(format!("INSERT INTO rows VALUES ({id})")).execute(c)?;
+                    let here = crate::storage::fields::vault().unwrap();
+                    Ok((Arc::ptr_eq(&here, &vault), std::thread::current().id()))
+                })
+                .map(|(own, ran_on)| (own, ran_on == std::thread::current().id()))
+            })
+        };
+        let (a, b) = writer.exclusive(|_| {
+            let a = queue(1);
+            until_queued(&writer, 1);
+            let b = queue(2);
+            until_queued(&writer, 2);
+            (a, b)
+        });
+        let (a, b) = (a.join().unwrap().unwrap(), b.join().unwrap().unwrap());
+        assert_eq!(a, (true, true), "the leader ran its own write");
+        assert_eq!(
+            b,
+            (true, false),
+            "the leader ran the second write, in its caller's scope"
+        );
+        assert_eq!(count(&mut open(&path), "rows"), 2);
     }
 
     #[derive(QueryableByName)]

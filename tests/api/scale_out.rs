@@ -220,16 +220,20 @@ fn three_guesses(c: &mut rightsflow::config::Config) {
     c.rate_limits.code_checks_per_reference = 3;
 }
 
-/// SQLite: a write-ahead log grown far past its 64 MiB limit (here, while a long read pinned
-/// it) is emptied and its file truncated by the checkpointing thread once nothing holds it,
-/// instead of staying that size (SQLite never shrinks the file itself). A log just past the
-/// limit is started again instead, which leaves the file's size alone (src/storage/db.rs).
+/// SQLite: a write-ahead log grown far past its limit (`sqlite_wal_limit_mb`, here 16 MiB;
+/// grown while a long read pinned it) is emptied and its file truncated by the checkpointing
+/// thread once nothing holds it, instead of staying that size (SQLite never shrinks the file
+/// itself). A log just past the limit is started again instead, which leaves the file's size
+/// alone (src/storage/db.rs).
 #[tokio::test]
 async fn a_large_sqlite_write_ahead_log_is_emptied() {
     use diesel::connection::SimpleConnection;
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |_| {})
-        .await
-        .unwrap();
+    const LIMIT_MB: u64 = 16;
+    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
+        c.sqlite_wal_limit_mb = LIMIT_MB
+    })
+    .await
+    .unwrap();
     let path = app.database_url();
     let wal = format!("{}-wal", path.strip_prefix("sqlite://").unwrap_or(&path));
     let db = app.services.db().clone();
@@ -246,7 +250,8 @@ async fn a_large_sqlite_write_ahead_log_is_emptied() {
             c.batch_execute("CREATE TABLE wal_test (x BLOB)")
         })
         .unwrap();
-        for _ in 0..280 {
+        // Past four times the limit, where the file is truncated rather than reused.
+        for _ in 0..(4 * LIMIT_MB + 6) {
             rightsflow::storage::db::write::<_, diesel::result::Error, _>(&mut conn, |c| {
                 c.batch_execute("INSERT INTO wal_test VALUES (randomblob(1048576))")
             })
@@ -261,7 +266,7 @@ async fn a_large_sqlite_write_ahead_log_is_emptied() {
     .await
     .unwrap();
     assert!(
-        grown > 4 * 64 * 1024 * 1024,
+        grown > 4 * LIMIT_MB * 1024 * 1024,
         "the log grew to {grown} bytes"
     );
     assert!(after < 8 * 1024 * 1024, "{grown} bytes, then {after}");
