@@ -1,6 +1,6 @@
-//! On SQLite, this process writes through one connection, one transaction at a time, taken in
-//! turn at a lock rather than in SQLite's busy handler, and writers that arrive together commit
-//! together (group commit).
+//! On SQLite, this process writes through one connection, one transaction at a time, in the
+//! order writes were queued rather than through SQLite's busy handler, and writes that wait
+//! together commit together (group commit).
 //!
 //! SQLite lets one connection write at a time. Two things made writing from a pool of
 //! connections slow under a burst of submissions (docs/PERFORMANCE.md):
@@ -11,8 +11,8 @@
 //!   so every transaction on a pooled connection began cold: about sixty page reads from the
 //!   file per submission.
 //!
-//! [`write`] runs every writing transaction of this process on one connection, the writer,
-//! behind a mutex: writers are woken the moment the one before them finishes, and the writer's
+//! [`write`] runs every writing transaction of this process on one connection, the writer:
+//! no write sleeps in the busy handler behind another of the same process, and the writer's
 //! cache stays warm because nothing else in the process writes. Pooled connections still serve
 //! reads in parallel. SQLite's busy timeout remains for writers in other processes (the CLI, a
 //! second instance on the same file).
