@@ -148,7 +148,7 @@ pub struct Config {
     /// SQLite: past this many MiB, the write-ahead log is started again from its beginning,
     /// while every writer of the process waits 10–30 ms (docs/OPERATIONS.md). Four times this,
     /// grown while a long read held the log, and the file is emptied too.
-    pub sqlite_wal_limit_mb: u64,
+    pub sqlite_wal_limit_mb: std::num::NonZeroU64,
     /// PostgreSQL: a read replica (hot standby) for the console's reports (the dashboard and
     /// the queue's CSV export). Unset: they read the primary.
     pub database_replica_url: Option<String>,
@@ -640,7 +640,7 @@ impl Config {
             })?;
         }
         if let Some(v) = get("RIGHTSFLOW_SQLITE_WAL_LIMIT_MB") {
-            self.sqlite_wal_limit_mb = v.parse().ok().filter(|mb| *mb > 0).ok_or_else(|| {
+            self.sqlite_wal_limit_mb = v.parse().map_err(|_| {
                 env_error(
                     "RIGHTSFLOW_SQLITE_WAL_LIMIT_MB",
                     "expected a whole number of MiB, at least 1",
@@ -719,7 +719,7 @@ mod tests {
             .map(|c| c.sqlite_wal_limit_mb)
             .map_err(|e| e.to_string())
         };
-        assert_eq!(limit("64"), Ok(64));
+        assert_eq!(limit("64").map(|mb| mb.get()), Ok(64));
         for bad in ["0", "-1", "lots"] {
             let err = limit(bad).unwrap_err();
             assert!(
@@ -729,6 +729,20 @@ mod tests {
         }
         let c = Config::load_with(None, |_| None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.sqlite_wal_limit_mb, crate::storage::db::WAL_LIMIT_MB);
+        // Nor 0 from the file.
+        let err = file_error("sqlite_wal_limit_mb = 0\n");
+        assert!(err.contains("sqlite_wal_limit_mb"), "{err}");
+    }
+
+    /// What loading a config file of `text` fails with.
+    fn file_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        Config::load_with(Some(&path), |_| None)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -739,13 +753,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("RIGHTSFLOW_LOG_FORMAT"), "{err}");
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "listne = 1").unwrap_or_else(|e| panic!("{e}"));
-        let err = Config::load_with(Some(&path), |_| None)
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+        let err = file_error("listne = 1");
         assert!(err.contains("bad.toml") && err.contains("listne"), "{err}");
     }
 

@@ -1,6 +1,7 @@
 //! One connection type over SQLite and PostgreSQL, chosen by the URL scheme, with a pool,
 //! per-connection SQLite settings and embedded migrations run at start.
 
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// without it. At 512 MiB it comes every ~5 s at the most this machine writes (~100 MB of log a
 /// second), and the p99 measured 22–27 ms; under lighter loads passive checkpoints catch up
 /// between writes and SQLite starts the log again by itself.
-pub const WAL_LIMIT_MB: u64 = 512;
+pub const WAL_LIMIT_MB: NonZeroU64 = match NonZeroU64::new(512) {
+    Some(mb) => mb,
+    None => unreachable!(),
+};
 
 /// Frames of the log a passive checkpoint may leave uncopied before the writers' turn is
 /// taken (1 MiB of 4 KiB pages): what is left is copied while every writer waits.
@@ -312,7 +316,7 @@ impl Database {
         url: &str,
         pool_size: u32,
         statement_timeout_seconds: u64,
-        wal_limit_mb: u64,
+        wal_limit_mb: NonZeroU64,
         vault: Arc<Vault>,
     ) -> Result<Database, StoreError> {
         let statement_timeout_ms = statement_timeout_seconds.saturating_mul(1000);
@@ -369,7 +373,7 @@ impl Database {
                 let writer = Writer::new(conn, move || {
                     again.connect_writer().map_err(|e| e.to_string())
                 });
-                let limit = wal_limit_mb.max(1).saturating_mul(1024 * 1024);
+                let limit = wal_limit_mb.get().saturating_mul(1024 * 1024);
                 checkpoints(url, &writer, limit, limit.saturating_mul(4))?;
                 Some(writer)
             }
@@ -525,7 +529,7 @@ mod tests {
             Ok::<_, StoreError>(())
         })
         .unwrap();
-        // The database's own thread has the production limit (64 MiB); this one 256 KiB, and
+        // The database's own thread has the production limit (512 MiB); this one 256 KiB, and
         // starts the log again however large the file (tests/api/scale_out.rs: truncating).
         checkpoints(&url, db.writer.as_ref().unwrap(), 256 * 1024, u64::MAX).unwrap();
         let before = log_restarts(&url);

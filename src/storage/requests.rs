@@ -607,6 +607,7 @@ pub fn set_duplicate_of(
         .execute(conn)?;
     Ok(())
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

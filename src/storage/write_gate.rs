@@ -61,7 +61,7 @@ pub const MAX_BATCH: usize = 32;
 pub struct Writer {
     gate: Mutex<Gate>,
     queue: Mutex<Queue>,
-    /// Replaces the connection when its transaction cannot go on (see [`Gate::abandon`]).
+    /// Replaces the connection when its transaction cannot go on (see [`Gate::replace`]).
     reopen: Reopen,
 }
 
@@ -235,7 +235,8 @@ impl Writer {
                     if !gate.intact() {
                         // Every write of the transaction is lost with it; the ones not run
                         // yet go back to the front of the queue for the next batch.
-                        let why = gate.abandon(&self.reopen, "the write transaction broke");
+                        gate.replace(&self.reopen);
+                        let why = "the write transaction broke".to_owned();
                         ended.push((job.turn, Err(why.clone())));
                         ended.extend(kept.drain(..).map(|t| (t, Err(why.clone()))));
                         let mut queue = self.queue();
@@ -345,14 +346,6 @@ impl Gate {
         result
     }
 
-    /// Gives up the batch's transaction: a fresh connection replaces the writer (closing the
-    /// old one rolls its transaction back, which diesel cannot do once its transaction manager
-    /// is broken).
-    fn abandon(&mut self, reopen: &Reopen, why: &str) -> String {
-        self.replace(reopen);
-        why.to_owned()
-    }
-
     fn depth(&mut self) -> diesel::QueryResult<Option<std::num::NonZeroU32>> {
         let DbConnection::Sqlite(sqlite) = &mut self.conn else {
             return Ok(None);
@@ -360,6 +353,8 @@ impl Gate {
         AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth()
     }
 
+    /// A fresh connection in place of the writer's, whose transaction cannot go on (a failed
+    /// commit, a broken transaction manager); closing the old one rolls it back.
     fn replace(&mut self, reopen: &Reopen) {
         match reopen() {
             Ok(fresh) => self.conn = fresh,

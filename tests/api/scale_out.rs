@@ -230,7 +230,7 @@ async fn a_large_sqlite_write_ahead_log_is_emptied() {
     use diesel::connection::SimpleConnection;
     const LIMIT_MB: u64 = 16;
     let app = spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
-        c.sqlite_wal_limit_mb = LIMIT_MB
+        c.sqlite_wal_limit_mb = std::num::NonZeroU64::new(LIMIT_MB).unwrap()
     })
     .await
     .unwrap();
