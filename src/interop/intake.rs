@@ -47,12 +47,12 @@ where
                 made.map_err(|e| tracing::warn!(error = %e, "could not make the first code"))
                     .ok()
             });
+        let mut writes = code
+            .map(verification::PreparedCode::writes)
+            .unwrap_or_default();
         let (request, attested_request, link, attest) =
             (request.clone(), &attested_request, &link, &attest);
-        move |c: &mut DbConnection| {
-            if let Some(code) = code {
-                code.store(c)?;
-            }
+        writes.then(move |c: &mut DbConnection| {
             link(c, &request)?;
             if attested {
                 let after = requests::act_on(s, c, request.clone(), &Actor::System, attest, now)
@@ -60,7 +60,8 @@ where
                 *attested_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(after);
             }
             Ok(())
-        }
+        });
+        writes
     })?;
     let attested_request = attested_request
         .into_inner()

@@ -7,6 +7,7 @@ use crate::domain::{
     self, Actor, Channel, Command, Jurisdiction, Locale, Reference, Relationship, RequestDetails,
     RequestKind, Role, Status, SubjectContact,
 };
+use crate::storage::inserts::Writes;
 use crate::storage::requests::{self as store, ListFilter};
 use crate::storage::rows::StoredRequest;
 use crate::storage::{staff as staff_store, StoreError};
@@ -42,18 +43,17 @@ pub fn submit(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Submitted, ServiceError> {
-    submit_with(s, new, actor, now, |_| {
-        |_: &mut crate::storage::DbConnection| Ok(())
-    })
+    submit_with(s, new, actor, now, |_| Writes::new())
 }
 
 /// As [`submit`], with `also` writing more about the new request in the same transaction (the
 /// portal and the API store the first verification code with the request: one commit, and no
 /// request without its code after a crash). `also(request)` runs before the write and returns
 /// what to write inside it, so that what can be made without the database (a code's hash,
-/// its sealed message) is made outside SQLite's one writer's turn. `also` may run more than
+/// its sealed message) is made outside SQLite's one writer's turn; when that is only inserts,
+/// the whole submission is one statement on PostgreSQL (`storage::inserts`). `also` may run more than
 /// once: a colliding reference rolls everything back and tries again with a new one.
-pub fn submit_with<F, W>(
+pub fn submit_with<'a, F>(
     s: &Services,
     new: NewRequest,
     actor: &Actor,
@@ -61,8 +61,7 @@ pub fn submit_with<F, W>(
     also: F,
 ) -> Result<Submitted, ServiceError>
 where
-    F: Fn(&StoredRequest) -> W,
-    W: FnOnce(&mut crate::storage::DbConnection) -> Result<(), StoreError> + Send,
+    F: Fn(&StoredRequest) -> Writes<'a>,
 {
     // At the precision both databases keep, so the stored instant reads back equal.
     let received_at = new.received_at.map_or(now, |t| t.trunc_subsecs(6));

@@ -14,6 +14,7 @@ use crate::config::PlatformAuth;
 use crate::domain::{
     Actor, Command, Message, Recipient, Reference, Status, VerificationFailure, VerificationMethod,
 };
+use crate::storage::inserts::Writes;
 use crate::storage::outbox;
 use crate::storage::rows::StoredRequest;
 use crate::storage::verification::{self as store, Challenge, SubjectSession};
@@ -90,10 +91,14 @@ pub fn send_code(
             });
         }
     }
+    // Sealed under the keys the connection put in scope; the connection is not held while
+    // writing (on PostgreSQL the write takes one of its own).
     let code = prepare_code(s, request, now)?;
-    crate::storage::db::write::<_, StoreError, _>(&mut conn, |c| code.store(c))?;
-    tracing::info!(reference = %request.reference, channel = code.channel.as_str(), "verification code sent");
-    Ok(code.channel)
+    drop(conn);
+    let channel = code.channel;
+    code.writes().write(s.db())?;
+    tracing::info!(reference = %request.reference, channel = channel.as_str(), "verification code sent");
+    Ok(channel)
 }
 
 /// Submits a request and stores its first code in the same transaction. Returns the code's
@@ -105,23 +110,16 @@ pub fn submit_with_first_code(
     actor: &crate::domain::Actor,
     now: DateTime<Utc>,
 ) -> Result<(requests::Submitted, Option<CodeChannel>), ServiceError> {
-    // A mutex, not a cell: on SQLite the write may run on another thread (`write_gate`).
-    let sent = std::sync::Mutex::new(None);
+    // The channel of the code the last attempt made: the one stored, if the write succeeds.
+    let sent = std::cell::Cell::new(None);
     let submitted = requests::submit_with(s, new, actor, now, |request| {
-        *sent.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let code = prepare_code(s, request, now)
             .map_err(|e| tracing::warn!(error = %e, "could not make the first verification code"))
             .ok();
-        let sent = &sent;
-        move |c: &mut crate::storage::DbConnection| {
-            if let Some(code) = code {
-                code.store(c)?;
-                *sent.lock().unwrap_or_else(|p| p.into_inner()) = Some(code.channel);
-            }
-            Ok(())
-        }
+        sent.set(code.as_ref().map(|c| c.channel));
+        code.map(PreparedCode::writes).unwrap_or_default()
     })?;
-    let sent = sent.into_inner().unwrap_or_else(|p| p.into_inner());
+    let sent = sent.get();
     if let Some(channel) = sent {
         tracing::info!(reference = %submitted.request.reference, channel = channel.as_str(), "verification code sent");
     }
@@ -139,11 +137,14 @@ pub struct PreparedCode {
 }
 
 impl PreparedCode {
-    /// Stores the challenge and queues its notification (inside the caller's transaction: a
+    /// The challenge and its notification, to be written in the caller's transaction (a
     /// submission stores its first code in its own).
-    pub fn store(&self, c: &mut crate::storage::DbConnection) -> Result<(), StoreError> {
-        store::insert_challenge(c, &self.challenge)?;
-        outbox::insert_sealed(c, &self.notification)
+    pub fn writes(self) -> Writes<'static> {
+        let mut writes = Writes::new();
+        writes
+            .insert(store::challenge_statement(self.challenge))
+            .insert(outbox::statement(self.notification));
+        writes
     }
 }
 

@@ -223,6 +223,11 @@ pub fn insert_sealed(conn: &mut DbConnection, row: &Sealed) -> Result<(), StoreE
     Ok(())
 }
 
+/// The insert of a sealed row, to be written with others (`inserts::Writes`).
+pub fn statement(row: Sealed) -> impl super::inserts::Insert {
+    diesel::insert_into(outbox::table).values(row.0)
+}
+
 /// The outbox rows one request produced, oldest first.
 pub fn for_request(
     conn: &mut DbConnection,

@@ -356,6 +356,11 @@ fn decode_hours(text: &str) -> [i64; 24] {
     counts
 }
 
+/// Whether the day of `received_at` is final at `now`: its counts kept, not recounted.
+pub fn is_final(received_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    received_at < final_end(now)
+}
+
 /// A request received (back-dated) on a final day: that day's counts are dropped, to be
 /// counted again, in the inserting transaction.
 pub fn forget_received(
@@ -363,7 +368,7 @@ pub fn forget_received(
     received_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if received_at < final_end(now) {
+    if is_final(received_at, now) {
         diesel::delete(
             report_received_days::table
                 .filter(report_received_days::day.eq(received_at.date_naive().to_string())),

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::db::MultiBackend;
+use super::inserts::{Insert, Writes};
 use super::rows::{EventRow, RequestRow, StateChanges, StoredRequest, EVENT_DETAILS};
 use super::schema::{request_events, requests, subject_lookups};
 use super::tallies::Tally;
@@ -13,16 +14,20 @@ use super::{fields, outbox, to_db_time, DbConnection, StoreError};
 use crate::auth::vault::Blind;
 use crate::domain::{Event, Jurisdiction, Outcome, Reference, RequestKind, Status};
 
-/// Stores a new request with its first event, and whatever `also` writes, in one transaction.
+/// Stores a new request with its first event and outbox rows, and what `also` writes, in one
+/// transaction: on PostgreSQL one statement when `also` is only inserts (`inserts`).
 ///
 /// The rows are made first (sealed, hashed, blind-indexed) and only then written: on SQLite
 /// every other write of the process waits while this one writes (`write_gate`), so the
 /// writer's turn holds nothing but the statements.
+///
+/// A unique key clash is `Duplicate`: the fresh reference's (or, about once in 2^74, a fresh
+/// id's), which the caller tries again with new ones.
 pub fn insert(
     db: &super::Database,
     request: &StoredRequest,
     outcome: &Outcome,
-    also: impl FnOnce(&mut DbConnection) -> Result<(), StoreError> + Send,
+    also: Writes<'_>,
 ) -> Result<(), StoreError> {
     let row = request.to_row()?;
     let lookups = lookups_of(request)?;
@@ -39,22 +44,24 @@ pub fn insert(
     .iter()
     .map(outbox::sealed)
     .collect::<Result<Vec<_>, _>>()?;
-    db.write(|c| {
-        super::db::on_backend!(&mut *c, |c| diesel::insert_into(requests::table)
-            .values(&row)
-            .execute(c))
-        .map_err(|e| duplicate_as(e, "reference"))?;
-        for (kind, digest) in &lookups {
-            insert_lookup(c, &request.id, kind, digest)?;
-        }
-        // A request logged with a past receipt time changes that day's counts.
-        super::report_days::forget_received(c, request.state.received_at, chrono::Utc::now())?;
-        insert_event(c, &event)?;
-        for effect in &effects {
-            outbox::insert_sealed(c, effect)?;
-        }
-        also(c)
-    })
+    let mut writes = Writes::new();
+    writes
+        .clash_means("reference")
+        .insert(diesel::insert_into(requests::table).values(row));
+    for (kind, digest) in lookups {
+        writes.insert(lookup_statement(&request.id, kind, digest));
+    }
+    writes.insert(diesel::insert_into(request_events::table).values(event));
+    for effect in effects {
+        writes.insert(outbox::statement(effect));
+    }
+    // A request logged with a past receipt time changes that day's counts.
+    let (received_at, now) = (request.state.received_at, chrono::Utc::now());
+    if super::report_days::is_final(received_at, now) {
+        writes.then(move |c| super::report_days::forget_received(c, received_at, now));
+    }
+    writes.append(also);
+    writes.write(db)
 }
 
 /// Stores the outcome of a command applied to `before`. Fails with `Conflict` when the request
@@ -294,20 +301,12 @@ fn lookups_of(request: &StoredRequest) -> Result<Vec<(&'static str, String)>, St
         .collect()
 }
 
-fn insert_lookup(
-    c: &mut DbConnection,
-    request_id: &str,
-    kind: &str,
-    digest: &str,
-) -> Result<(), StoreError> {
-    super::db::on_backend!(c, |c| diesel::insert_into(subject_lookups::table)
-        .values((
-            subject_lookups::request_id.eq(request_id),
-            subject_lookups::kind.eq(kind),
-            subject_lookups::digest.eq(digest),
-        ))
-        .execute(c))?;
-    Ok(())
+fn lookup_statement(request_id: &str, kind: &'static str, digest: String) -> impl Insert {
+    diesel::insert_into(subject_lookups::table).values((
+        subject_lookups::request_id.eq(request_id.to_owned()),
+        subject_lookups::kind.eq(kind),
+        subject_lookups::digest.eq(digest),
+    ))
 }
 
 /// Writes the blind indexes of a stored request (when rotation seals an older request).
@@ -321,7 +320,9 @@ pub fn write_lookups(c: &mut DbConnection, request: &StoredRequest) -> Result<()
             .get_result::<i64>(c)?
             > 0;
         if !exists {
-            insert_lookup(c, &request.id, kind, &digest)?;
+            let mut writes = Writes::new();
+            writes.insert(lookup_statement(&request.id, kind, digest));
+            writes.write_on(c)?;
         }
     }
     Ok(())

@@ -22,13 +22,9 @@ pub struct Challenge {
     pub created_at: NaiveDateTime,
 }
 
-pub fn insert_challenge(conn: &mut DbConnection, c: &Challenge) -> Result<(), StoreError> {
-    super::db::on_backend!(conn, |conn| diesel::insert_into(
-        verification_challenges::table
-    )
-    .values(c)
-    .execute(conn))?;
-    Ok(())
+/// The insert of a challenge, to be written with others (`inserts::Writes`).
+pub fn challenge_statement(c: Challenge) -> impl super::inserts::Insert {
+    diesel::insert_into(verification_challenges::table).values(c)
 }
 
 /// The newest challenge of a request: the only one that counts (a new code replaces the old).

@@ -20,6 +20,7 @@ mod drp;
 mod encryption;
 mod fulfilment;
 mod gpc;
+mod inserts;
 mod lifecycle;
 mod mail_connections;
 mod notifications;
