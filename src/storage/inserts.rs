@@ -24,6 +24,11 @@ use super::{Backend, Database, DbConnection, StoreError};
 pub trait Insert: Send {
     fn run_on_sqlite(&self, c: &mut SqliteConnection) -> QueryResult<usize>;
     fn for_pg(&self) -> &dyn QueryFragment<Pg>;
+    /// Whether SQLite's statement cache finds the prepared statement by its type, without
+    /// writing its SQL out on every execution (docs/PERFORMANCE.md, fifth round).
+    fn cached_by_type() -> bool
+    where
+        Self: Sized;
 }
 
 impl<Q> Insert for Q
@@ -37,6 +42,10 @@ where
 
     fn for_pg(&self) -> &dyn QueryFragment<Pg> {
         self
+    }
+
+    fn cached_by_type() -> bool {
+        Q::HAS_STATIC_QUERY_ID
     }
 }
 

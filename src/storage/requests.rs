@@ -47,11 +47,11 @@ pub fn insert(
     let mut writes = Writes::new();
     writes
         .clash_means("reference")
-        .insert(diesel::insert_into(requests::table).values(row));
+        .insert(request_statement(row));
     for (kind, digest) in lookups {
         writes.insert(lookup_statement(&request.id, kind, digest));
     }
-    writes.insert(diesel::insert_into(request_events::table).values(event));
+    writes.insert(event_statement(event));
     for effect in effects {
         writes.insert(outbox::statement(effect));
     }
@@ -299,6 +299,14 @@ fn lookups_of(request: &StoredRequest) -> Result<Vec<(&'static str, String)>, St
         .filter_map(|(kind, value)| Some((kind, value?)))
         .map(|(kind, value)| Ok((lookup_kind(kind), fields::blind(kind, value)?)))
         .collect()
+}
+
+fn request_statement(row: RequestRow) -> impl Insert {
+    diesel::insert_into(requests::table).values(row)
+}
+
+fn event_statement(row: EventRow) -> impl Insert {
+    diesel::insert_into(request_events::table).values(row)
 }
 
 fn lookup_statement(request_id: &str, kind: &'static str, digest: String) -> impl Insert {
@@ -612,44 +620,33 @@ pub fn set_duplicate_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::query_builder::QueryId;
+    use crate::storage::verification::{challenge_statement, SubjectSession};
 
     /// Whether diesel keys the statement `make` builds by its type in the connection's
     /// statement cache. One that is not is written out as SQL text on every execution to look
     /// it up: for a submission's inserts that was ~8% of the SQLite writer's turn, because
     /// `treat_none_as_null` (which these rows once had) means nothing to `Insertable`, and a
     /// field that may be `DEFAULT` makes the statement's text depend on the values.
-    fn keyed_by_type<'a, A: 'a, Q: QueryId>(_make: fn(&'a A) -> Q) -> bool {
-        Q::HAS_STATIC_QUERY_ID
+    fn keyed_by_type<A, Q: Insert>(_make: fn(A) -> Q) -> bool {
+        Q::cached_by_type()
     }
 
+    /// The statements a submission writes (`insert`, and the first code's).
     #[test]
     fn a_submissions_inserts_are_cached_by_their_type() {
-        use super::super::schema::{outbox as outbox_table, verification_challenges};
-        assert!(keyed_by_type(|r: &RequestRow| diesel::insert_into(
-            requests::table
-        )
-        .values(r)));
-        assert!(keyed_by_type(|r: &EventRow| diesel::insert_into(
-            request_events::table
-        )
-        .values(r)));
-        assert!(keyed_by_type(|r: &outbox::OutboxRow| diesel::insert_into(
-            outbox_table::table
-        )
-        .values(r)));
+        assert!(keyed_by_type(request_statement));
+        assert!(keyed_by_type(event_statement));
+        assert!(keyed_by_type(outbox::statement));
+        assert!(keyed_by_type(challenge_statement));
         assert!(keyed_by_type(
-            |r: &super::super::verification::Challenge| diesel::insert_into(
-                verification_challenges::table
-            )
-            .values(r)
+            |(id, kind, digest): (&str, &'static str, String)| {
+                lookup_statement(id, kind, digest)
+            }
         ));
-        assert!(keyed_by_type(|(id, kind, digest): &(&str, &str, &str)| {
-            diesel::insert_into(subject_lookups::table).values((
-                subject_lookups::request_id.eq(*id),
-                subject_lookups::kind.eq(*kind),
-                subject_lookups::digest.eq(*digest),
-            ))
+        // And the check can fail: a row whose `None` means the column's default makes the
+        // SQL depend on the values.
+        assert!(!keyed_by_type(|s: SubjectSession| {
+            diesel::insert_into(super::super::schema::subject_sessions::table).values(s)
         }));
     }
 }
