@@ -51,8 +51,9 @@ pub fn submit(
 /// request without its code after a crash). `also(request)` runs before the write and returns
 /// what to write inside it, so that what can be made without the database (a code's hash,
 /// its sealed message) is made outside SQLite's one writer's turn; when that is only inserts,
-/// the whole submission is one statement on PostgreSQL (`storage::inserts`). `also` may run more than
-/// once: a colliding reference rolls everything back and tries again with a new one.
+/// the whole submission is one statement on PostgreSQL (`storage::inserts`). `also` may run
+/// more than once: a colliding reference rolls everything back and tries again with a new
+/// one.
 pub fn submit_with<'a, F>(
     s: &Services,
     new: NewRequest,
