@@ -720,6 +720,39 @@ mod tests {
         );
     }
 
+    /// A write that ends the batch's transaction under the writer (here a bare `ROLLBACK`)
+    /// loses the writes before it in the batch: each fails, none is half kept, and the writer
+    /// goes on with a fresh connection.
+    #[test]
+    fn a_write_that_breaks_the_transaction_fails_its_batch_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = gate_db(dir.path(), "CREATE TABLE rows (id INTEGER PRIMARY KEY);");
+        let (first, second) = batch_of_two(
+            &path,
+            &writer,
+            |c| diesel::sql_query("INSERT INTO rows VALUES (1)").execute(c),
+            |c| {
+                diesel::sql_query("INSERT INTO rows VALUES (2)").execute(c)?;
+                c.batch_execute("ROLLBACK").map(|()| 0)
+            },
+        );
+        let lost = first.expect_err("a write whose transaction was rolled back said it was kept");
+        assert!(lost.to_string().contains("broke"), "{lost}");
+        assert!(second.is_err());
+        assert_eq!(count(&mut open(&path), "rows"), 0);
+
+        let _scope = Scope::enter(&Arc::new(Vault::generate()), Some(&writer));
+        write::<_, diesel::result::Error, _>(&mut open(&path), |c| {
+            diesel::sql_query("INSERT INTO rows VALUES (3)").execute(c)
+        })
+        .unwrap();
+        assert_eq!(
+            count(&mut open(&path), "rows"),
+            1,
+            "the writer works after it"
+        );
+    }
+
     /// A write queued by one thread may run on another (the leader's): it runs there with its
     /// own caller's vault in scope, not the leader's.
     #[test]
