@@ -409,8 +409,9 @@ impl Database {
         super::fields::Scope::enter(&self.vault, self.writer.as_ref())
     }
 
-    /// Runs `f` as one writing transaction (not from inside another: on SQLite it would wait
-    /// for itself).
+    /// Runs `f` as one writing transaction (not from inside another: on SQLite that fails, as
+    /// it would wait for itself; a write inside a write uses the connection it was given,
+    /// through [`write()`]).
     ///
     /// On SQLite the write runs on this database's writer (`write_gate`) without taking a
     /// pooled connection, which serve reads: a submission waiting for the writer's turn does

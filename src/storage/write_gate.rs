@@ -168,10 +168,14 @@ impl Writer {
         T: Send,
         E: From<diesel::result::Error> + Send,
     {
-        debug_assert!(
-            !WRITING.with(Cell::get),
-            "a write inside a write nests on its connection (`write`), or it would wait for itself"
-        );
+        if WRITING.with(Cell::get) {
+            // Queued, it would wait for the batch it is part of: a bug in the caller, which
+            // should nest on the connection it was given (`write`). An error, not a hang.
+            return Err(E::from(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new("a write inside a write must use the connection it was given".to_owned()),
+            )));
+        }
         let mut ran: Option<std::thread::Result<Result<T, E>>> = None;
         let turn = Arc::new(Turn::default());
         let job = job(f, &mut ran);
@@ -717,6 +721,27 @@ mod tests {
         assert_eq!(
             ids, "1,3",
             "each batch kept the write that succeeded, and only it"
+        );
+    }
+
+    /// A write started inside another through the writer itself (not through the connection
+    /// the outer one was given) fails at once instead of waiting for its own batch.
+    #[test]
+    fn a_write_queued_from_inside_a_write_fails_instead_of_waiting_for_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = gate_db(dir.path(), "CREATE TABLE rows (id INTEGER PRIMARY KEY);");
+        let inner = writer.run::<_, diesel::result::Error, _>(|c| {
+            diesel::sql_query("INSERT INTO rows VALUES (1)").execute(c)?;
+            Ok(writer.run::<_, diesel::result::Error, _>(|c| {
+                diesel::sql_query("INSERT INTO rows VALUES (2)").execute(c)
+            }))
+        });
+        let inner = inner.unwrap().expect_err("the inner write ran");
+        assert!(inner.to_string().contains("inside a write"), "{inner}");
+        assert_eq!(
+            count(&mut open(&path), "rows"),
+            1,
+            "the outer write is kept"
         );
     }
 
