@@ -25,7 +25,8 @@ pub trait Insert: Send {
     fn run_on_sqlite(&self, c: &mut SqliteConnection) -> QueryResult<usize>;
     fn for_pg(&self) -> &dyn QueryFragment<Pg>;
     /// Whether SQLite's statement cache finds the prepared statement by its type, without
-    /// writing its SQL out on every execution (docs/PERFORMANCE.md, fifth round).
+    /// writing its SQL out on every execution (docs/PERFORMANCE.md, fifth round). For tests.
+    #[cfg(test)]
     fn cached_by_type() -> bool
     where
         Self: Sized;
@@ -44,6 +45,7 @@ where
         self
     }
 
+    #[cfg(test)]
     fn cached_by_type() -> bool {
         Q::HAS_STATIC_QUERY_ID
     }

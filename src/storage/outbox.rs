@@ -197,11 +197,16 @@ pub fn queue_status_callback(
     insert(conn, &row)
 }
 
+/// Inserts `row`, sealed, on `conn` (inside the caller's transaction, if any).
 pub fn insert(conn: &mut DbConnection, row: &OutboxRow) -> Result<(), StoreError> {
-    insert_sealed(conn, &sealed(row)?)
+    let mut writes = super::inserts::Writes::new();
+    writes
+        .clash_means("outbox row")
+        .insert(statement(sealed(row)?));
+    writes.write_on(conn)
 }
 
-/// A row as stored: payload and last error sealed (see [`insert_sealed`]).
+/// A row as stored: payload and last error sealed.
 pub fn sealed(row: &OutboxRow) -> Result<Sealed, StoreError> {
     Ok(Sealed(OutboxRow {
         payload: fields::seal(PAYLOAD, &row.id, &row.payload)?,
@@ -214,14 +219,6 @@ pub fn sealed(row: &OutboxRow) -> Result<Sealed, StoreError> {
 /// writer's turn (`write_gate`), where every other writer would wait for it.
 #[derive(Debug, Clone)]
 pub struct Sealed(OutboxRow);
-
-pub fn insert_sealed(conn: &mut DbConnection, row: &Sealed) -> Result<(), StoreError> {
-    super::db::on_backend!(conn, |conn| diesel::insert_into(outbox::table)
-        .values(&row.0)
-        .execute(conn))
-    .map_err(|e| super::requests::duplicate_as(e, "outbox row"))?;
-    Ok(())
-}
 
 /// The insert of a sealed row, to be written with others (`inserts::Writes`).
 pub fn statement(row: Sealed) -> impl super::inserts::Insert {

@@ -641,6 +641,15 @@ mod tests {
         )
     }
 
+    /// One write through `writer`, which must succeed.
+    fn write_once(path: &std::path::Path, writer: &Arc<Writer>, sql: &'static str) {
+        let _scope = Scope::enter(&Arc::new(Vault::generate()), Some(writer));
+        write::<_, diesel::result::Error, _>(&mut open(path), |c| {
+            diesel::sql_query(sql).execute(c)
+        })
+        .unwrap();
+    }
+
     fn until_queued(writer: &Writer, n: usize) {
         while writer.queue().jobs.len() < n {
             std::thread::yield_now();
@@ -672,11 +681,7 @@ mod tests {
         let mut check = open(&path);
         assert_eq!(count(&mut check, "child") + count(&mut check, "parent"), 0);
 
-        let _scope = Scope::enter(&Arc::new(Vault::generate()), Some(&writer));
-        write::<_, diesel::result::Error, _>(&mut open(&path), |c| {
-            diesel::sql_query("INSERT INTO parent VALUES (2)").execute(c)
-        })
-        .unwrap();
+        write_once(&path, &writer, "INSERT INTO parent VALUES (2)");
         assert_eq!(
             count(&mut check, "parent"),
             1,
@@ -766,11 +771,7 @@ mod tests {
         assert!(second.is_err());
         assert_eq!(count(&mut open(&path), "rows"), 0);
 
-        let _scope = Scope::enter(&Arc::new(Vault::generate()), Some(&writer));
-        write::<_, diesel::result::Error, _>(&mut open(&path), |c| {
-            diesel::sql_query("INSERT INTO rows VALUES (3)").execute(c)
-        })
-        .unwrap();
+        write_once(&path, &writer, "INSERT INTO rows VALUES (3)");
         assert_eq!(
             count(&mut open(&path), "rows"),
             1,
