@@ -194,6 +194,8 @@ macro_rules! on_backend {
         }
     };
 }
+use super::insert_batches::Batches;
+use super::inserts::Rows;
 use super::write_gate::Writer;
 pub(crate) use on_backend;
 
@@ -301,6 +303,8 @@ pub struct Database {
     /// SQLite: the connection every writing transaction of this process runs on
     /// (`write_gate`).
     writer: Option<Arc<Writer>>,
+    /// PostgreSQL: writes that only insert, committed together (`insert_batches`).
+    batches: Option<Arc<Batches>>,
 }
 
 impl Database {
@@ -379,12 +383,14 @@ impl Database {
             }
             None => None,
         };
+        let batches = (backend == Backend::Postgres).then(Arc::default);
         Ok(Database {
             pool,
             backend,
             statement_timeout_ms,
             vault,
             writer,
+            batches,
         })
     }
 
@@ -430,6 +436,20 @@ impl Database {
             }
             None => write(&mut *self.conn()?, f),
         }
+    }
+
+    /// Inserts `rows` as one transaction of their own: on PostgreSQL committed with other
+    /// such writes waiting at the same time (`insert_batches`); on SQLite through the writer.
+    pub(super) fn insert(&self, rows: Rows) -> Result<(), StoreError> {
+        match &self.batches {
+            Some(batches) => batches.write(rows, || self.conn()),
+            None => self.write(move |c| rows.write_on(c)),
+        }
+    }
+
+    /// PostgreSQL: the queue of writes that only insert (`insert_batches`).
+    pub fn insert_batches(&self) -> Option<&Batches> {
+        self.batches.as_deref()
     }
 
     /// The keys personal data is sealed under.

@@ -17,7 +17,7 @@ use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::Sqlite;
 use diesel::{PgConnection, QueryResult, SqliteConnection};
 
-use super::{Backend, Database, DbConnection, StoreError};
+use super::{Database, DbConnection, StoreError};
 
 /// An insert statement either backend can run (what `diesel::insert_into(…).values(…)`
 /// builds for a row of this crate).
@@ -56,11 +56,20 @@ type Step<'a> = Box<dyn FnOnce(&mut DbConnection) -> Result<(), StoreError> + Se
 /// Inserts, in order, then steps that need the connection (reads, updates), in order.
 #[derive(Default)]
 pub struct Writes<'a> {
-    inserts: Vec<Box<dyn Insert + 'a>>,
+    rows: Rows,
     steps: Vec<Step<'a>>,
+}
+
+/// The inserts of a [`Writes`]. They own what they insert, so writes with nothing else to do
+/// can be handed to another thread and committed with others' (`insert_batches`).
+#[derive(Default)]
+pub struct Rows {
+    inserts: Vec<Box<dyn Insert>>,
     /// What a unique key clash among the inserts means (`StoreError::Duplicate`); without
     /// it, a clash is a query error like any other.
     clash: Option<&'static str>,
+    /// Where these rows go in a batch of several writes' rows: see [`Writes::lock_order`].
+    order: Option<String>,
 }
 
 impl<'a> Writes<'a> {
@@ -68,8 +77,8 @@ impl<'a> Writes<'a> {
         Writes::default()
     }
 
-    pub fn insert(&mut self, statement: impl Insert + 'a) -> &mut Writes<'a> {
-        self.inserts.push(Box::new(statement));
+    pub fn insert(&mut self, statement: impl Insert + 'static) -> &mut Writes<'a> {
+        self.rows.inserts.push(Box::new(statement));
         self
     }
 
@@ -84,22 +93,40 @@ impl<'a> Writes<'a> {
 
     /// `other`'s inserts after these, its steps after these.
     pub fn append(&mut self, other: Writes<'a>) -> &mut Writes<'a> {
-        self.inserts.extend(other.inserts);
+        self.rows.inserts.extend(other.rows.inserts);
+        self.rows.order = self.rows.order.take().or(other.rows.order);
         self.steps.extend(other.steps);
         self
     }
 
     /// A unique key clash among the inserts is reported as `Duplicate(what)`.
     pub fn clash_means(&mut self, what: &'static str) -> &mut Writes<'a> {
-        self.clash = Some(what);
+        self.rows.clash = Some(what);
         self
     }
 
+    /// Committed in one transaction with other writes' rows (PostgreSQL, `insert_batches`),
+    /// these are inserted in the order of `key` among them. Rows whose triggers lock shared
+    /// rows (a request's tallies) say which, so that two batches lock them in one order and
+    /// cannot deadlock.
+    pub fn lock_order(&mut self, key: String) -> &mut Writes<'a> {
+        self.rows.order = Some(key);
+        self
+    }
+
+    /// The inserts alone, when there are no steps: what [`insert_batches`] writes.
+    ///
+    /// [`insert_batches`]: super::insert_batches
+    pub fn into_rows(self) -> Option<Rows> {
+        self.steps.is_empty().then_some(self.rows)
+    }
+
     /// Writes everything as one transaction of its own. On PostgreSQL, inserts and nothing
-    /// else are one statement on a pooled connection, committed by itself.
+    /// else are committed together with other such writes of this process waiting at the same
+    /// time (`insert_batches`), or alone as one statement.
     pub fn write(self, db: &Database) -> Result<(), StoreError> {
-        if db.backend() == Backend::Postgres && self.steps.is_empty() {
-            return self.write_on(&mut *db.conn()?);
+        if self.steps.is_empty() {
+            return db.insert(self.rows);
         }
         db.write(|c| self.write_on(c))
     }
@@ -107,8 +134,18 @@ impl<'a> Writes<'a> {
     /// Writes everything on `c`, inside the transaction the caller holds (or, on PostgreSQL
     /// and with no steps, as one statement committed by itself).
     pub fn write_on(self, c: &mut DbConnection) -> Result<(), StoreError> {
-        let clash = self.clash;
-        let failed = |e| match clash {
+        self.rows.write_on(c)?;
+        for step in self.steps {
+            step(c)?;
+        }
+        Ok(())
+    }
+}
+
+impl Rows {
+    /// Inserts the rows on `c`: on PostgreSQL as one statement.
+    pub fn write_on(&self, c: &mut DbConnection) -> Result<(), StoreError> {
+        let failed = |e| match self.clash {
             Some(what) => super::requests::duplicate_as(e, what),
             None => StoreError::Query(e),
         };
@@ -123,10 +160,12 @@ impl<'a> Writes<'a> {
             }
             DbConnection::Postgres(_) => {}
         }
-        for step in self.steps {
-            step(c)?;
-        }
         Ok(())
+    }
+
+    /// See [`Writes::lock_order`].
+    pub fn order(&self) -> Option<&str> {
+        self.order.as_deref()
     }
 }
 
@@ -134,14 +173,14 @@ impl<'a> Writes<'a> {
 /// `WITH`, referred to or not. Prepared once per shape: diesel keys its statement cache by the
 /// SQL when a query has no static type, and a submission has a handful of shapes (a phone as
 /// well as an email, a code or none).
-struct Together<'q, 'a>(&'q [Box<dyn Insert + 'a>]);
+struct Together<'q>(&'q [Box<dyn Insert>]);
 
-impl QueryId for Together<'_, '_> {
+impl QueryId for Together<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl QueryFragment<Pg> for Together<'_, '_> {
+impl QueryFragment<Pg> for Together<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let Some((last, first)) = self.0.split_last() else {
             return Ok(());

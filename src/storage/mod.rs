@@ -10,6 +10,7 @@ pub mod db;
 pub mod drp;
 pub mod fields;
 pub mod inbox;
+pub mod insert_batches;
 pub mod inserts;
 pub mod job_ticks;
 pub mod opendsr;

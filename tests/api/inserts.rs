@@ -1,12 +1,17 @@
 //! Rows written together (`storage::inserts::Writes`): on PostgreSQL one statement, on
-//! SQLite one insert after another in the writer's turn; on both, all or nothing.
+//! SQLite one insert after another in the writer's turn; on both, all or nothing. And on
+//! PostgreSQL, writes waiting at the same time committed together (`insert_batches`).
 
 use diesel::prelude::*;
 use rightsflow::storage::inserts::Writes;
 use rightsflow::storage::schema::outbox as table;
 use rightsflow::storage::{outbox, StoreError};
 
-use crate::helpers::TestApp;
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{Array, Text};
+use rightsflow::storage::insert_batches::write_together;
+
+use crate::helpers::{skip, spawn_app_with, Backend, TestApp};
 use crate::on_both_backends;
 
 /// A kind no worker claims, so the rows stay as written.
@@ -93,3 +98,160 @@ async fn writes_are_all_or_nothing(app: TestApp) {
     assert_eq!(attempts, 7);
 }
 on_both_backends!(writes_are_all_or_nothing);
+
+/// Each stored row of `ids` with the transaction that wrote it (`xmin`) and where it lies in
+/// the table (`ctid`: rows inserted into a new table lie in the order they were inserted).
+#[derive(diesel::QueryableByName)]
+struct Placed {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    xmin: String,
+    #[diesel(sql_type = Text)]
+    ctid: String,
+}
+
+fn placed(app: &TestApp, ids: &[&str]) -> Vec<Placed> {
+    let mut c = app.services.db().conn().unwrap();
+    let rightsflow::storage::DbConnection::Postgres(c) = &mut *c else {
+        unreachable!("PostgreSQL only")
+    };
+    diesel::sql_query("SELECT id, xmin::text, ctid::text FROM outbox WHERE id = ANY($1)")
+        .bind::<Array<Text>, _>(ids)
+        .load(c)
+        .unwrap()
+}
+
+/// How many transactions wrote the rows of `ids`.
+fn transactions(app: &TestApp, ids: &[&str]) -> usize {
+    let mut xmins: Vec<String> = placed(app, ids).into_iter().map(|p| p.xmin).collect();
+    xmins.sort();
+    xmins.dedup();
+    xmins.len()
+}
+
+fn rows(ids: &[&str]) -> rightsflow::storage::inserts::Rows {
+    let mut w = writes(ids);
+    w.clash_means("test row");
+    w.into_rows().expect("inserts only")
+}
+
+async fn postgres_app() -> Option<TestApp> {
+    // Room in the pool for the batches' two leaders, the test's own connection and the
+    // outbox worker.
+    let app = spawn_app_with(Backend::Postgres, |c| c.database_pool_size = 8).await;
+    if app.is_none() {
+        skip(module_path!());
+    }
+    app
+}
+
+/// Several writes' rows are one transaction; when one of them fails, nothing of the batch is
+/// kept and each is written again alone, so only the one that failed fails.
+#[tokio::test]
+async fn a_batch_is_one_transaction_and_a_failed_write_fails_alone() {
+    let Some(app) = postgres_app().await else {
+        return;
+    };
+    let db = app.services.db().clone();
+    let _scope = db.scope();
+    let mut c = db.conn().unwrap();
+
+    let together = ["u1", "u2", "u3", "u4"];
+    let results = write_together(
+        &mut c,
+        &[&rows(&["u1"]), &rows(&["u2", "u3"]), &rows(&["u4"])],
+    );
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(stored(&app, &together), together);
+    assert_eq!(transactions(&app, &together), 1);
+
+    // The second write clashes with itself.
+    let results = write_together(
+        &mut c,
+        &[&rows(&["v1"]), &rows(&["v2", "v2"]), &rows(&["v3"])],
+    );
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(StoreError::Duplicate("test row"))));
+    assert_eq!(stored(&app, &["v1", "v2", "v3"]), ["v1", "v3"]);
+    assert_eq!(transactions(&app, &["v1", "v3"]), 2);
+
+    // A clash with a row already stored fails that write alone too.
+    let results = write_together(&mut c, &[&rows(&["u1"]), &rows(&["w1"])]);
+    assert!(matches!(results[0], Err(StoreError::Duplicate("test row"))));
+    assert!(results[1].is_ok(), "{results:?}");
+    assert_eq!(stored(&app, &["w1"]), ["w1"]);
+}
+
+/// Writes that wait while the batches' leaders are busy are committed together when they are
+/// free, in their lock order within each transaction; every write returns once its rows are
+/// committed.
+#[tokio::test]
+async fn writes_waiting_together_are_committed_together() {
+    let Some(app) = postgres_app().await else {
+        return;
+    };
+    let db = app.services.db().clone();
+    let batches = db.insert_batches().expect("PostgreSQL batches its inserts");
+    let ids: Vec<String> = (0..20).map(|i| format!("g{i:02}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+
+    // Inserts into the outbox wait while this connection holds the table.
+    let mut holder = db.conn().unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE outbox IN SHARE MODE")
+        .unwrap();
+    std::thread::scope(|s| {
+        let writing: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let db = &db;
+                s.spawn(move || {
+                    let _scope = db.scope();
+                    let mut w = writes(&[id]);
+                    // Later writes first.
+                    w.lock_order(format!("{:02}", 99 - i));
+                    w.write(db)
+                })
+            })
+            .collect();
+        // Two lead (and wait for the table); the others queue behind them.
+        let since = std::time::Instant::now();
+        while batches.waiting() < ids.len() - 2 {
+            assert!(
+                since.elapsed().as_secs() < 10,
+                "only {} queued",
+                batches.waiting()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            writing.iter().all(|w| !w.is_finished()),
+            "nothing is written yet"
+        );
+        holder.batch_execute("COMMIT").unwrap();
+        for w in writing {
+            w.join().unwrap().unwrap();
+        }
+    });
+    assert_eq!(stored(&app, &ids), ids);
+    // The two leaders' writes alone, the 18 queued in one or two transactions.
+    let n = transactions(&app, &ids);
+    assert!((3..=4).contains(&n), "{n} transactions");
+    // Within each transaction, the rows went in their lock order.
+    let mut rows = placed(&app, &ids);
+    let at = |p: &Placed| -> (u32, u32) {
+        let (page, item) = p.ctid.trim_matches(['(', ')']).split_once(',').unwrap();
+        (page.parse().unwrap(), item.parse().unwrap())
+    };
+    rows.sort_by_key(|p| (p.xmin.clone(), at(p)));
+    for pair in rows.windows(2).filter(|w| w[0].xmin == w[1].xmin) {
+        assert!(
+            pair[0].id > pair[1].id,
+            "{} before {}",
+            pair[0].id,
+            pair[1].id
+        );
+    }
+}
