@@ -29,6 +29,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -48,6 +49,8 @@ pub const LEADERS: usize = 2;
 #[derive(Default)]
 pub struct Batches {
     queue: Mutex<Queue>,
+    /// Writes queued or being written, not yet returned.
+    pending: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -98,9 +101,9 @@ impl Turn {
 }
 
 impl Batches {
-    /// How many writes wait for a leader.
-    pub fn waiting(&self) -> usize {
-        self.queue().jobs.len()
+    /// How many writes are queued or being written.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -117,6 +120,19 @@ impl Batches {
     where
         C: std::ops::DerefMut<Target = DbConnection>,
     {
+        let result = self.queue_and_wait(rows, &connect);
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn queue_and_wait<C>(
+        &self,
+        rows: Rows,
+        connect: &impl Fn() -> Result<C, StoreError>,
+    ) -> Result<(), StoreError>
+    where
+        C: std::ops::DerefMut<Target = DbConnection>,
+    {
         let turn = Arc::new(Turn::default());
         let job = Job {
             rows,
@@ -124,6 +140,7 @@ impl Batches {
         };
         let lead = {
             let mut queue = self.queue();
+            self.pending.fetch_add(1, Ordering::SeqCst);
             if queue.leaders < LEADERS {
                 queue.leaders += 1;
                 Some(job)
@@ -133,12 +150,12 @@ impl Batches {
             }
         };
         if let Some(job) = lead {
-            self.lead(job, &connect);
+            self.lead(job, connect);
         }
         loop {
             match turn.wait() {
                 State::Ended(result) => return result,
-                State::Lead(job) => self.lead(job, &connect),
+                State::Lead(job) => self.lead(job, connect),
                 State::Waiting => unreachable!("wait returns once the state changed"),
             }
         }
