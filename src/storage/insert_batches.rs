@@ -120,19 +120,6 @@ impl Batches {
     where
         C: std::ops::DerefMut<Target = DbConnection>,
     {
-        let result = self.queue_and_wait(rows, &connect);
-        self.pending.fetch_sub(1, Ordering::SeqCst);
-        result
-    }
-
-    fn queue_and_wait<C>(
-        &self,
-        rows: Rows,
-        connect: &impl Fn() -> Result<C, StoreError>,
-    ) -> Result<(), StoreError>
-    where
-        C: std::ops::DerefMut<Target = DbConnection>,
-    {
         let turn = Arc::new(Turn::default());
         let job = Job {
             rows,
@@ -150,12 +137,15 @@ impl Batches {
             }
         };
         if let Some(job) = lead {
-            self.lead(job, connect);
+            self.lead(job, &connect);
         }
         loop {
             match turn.wait() {
-                State::Ended(result) => return result,
-                State::Lead(job) => self.lead(job, connect),
+                State::Ended(result) => {
+                    self.pending.fetch_sub(1, Ordering::SeqCst);
+                    return result;
+                }
+                State::Lead(job) => self.lead(job, &connect),
                 State::Waiting => unreachable!("wait returns once the state changed"),
             }
         }
