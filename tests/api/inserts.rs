@@ -136,24 +136,25 @@ fn rows(ids: &[&str]) -> rightsflow::storage::inserts::Rows {
     w.into_rows().expect("inserts only")
 }
 
-async fn postgres_app() -> Option<TestApp> {
+/// An application on PostgreSQL and its database (`None`, after saying so, without a server).
+async fn postgres_app() -> Option<(TestApp, rightsflow::storage::Database)> {
     // Room in the pool for the batches' two leaders, the test's own connection and the
     // outbox worker.
-    let app = spawn_app_with(Backend::Postgres, |c| c.database_pool_size = 8).await;
-    if app.is_none() {
+    let Some(app) = spawn_app_with(Backend::Postgres, |c| c.database_pool_size = 8).await else {
         skip(module_path!());
-    }
-    app
+        return None;
+    };
+    let db = app.services.db().clone();
+    Some((app, db))
 }
 
 /// Several writes' rows are one transaction; when one of them fails, nothing of the batch is
 /// kept and each is written again alone, so only the one that failed fails.
 #[tokio::test]
 async fn a_batch_is_one_transaction_and_a_failed_write_fails_alone() {
-    let Some(app) = postgres_app().await else {
+    let Some((app, db)) = postgres_app().await else {
         return;
     };
-    let db = app.services.db().clone();
     let _scope = db.scope();
     let mut c = db.conn().unwrap();
 
@@ -188,10 +189,9 @@ async fn a_batch_is_one_transaction_and_a_failed_write_fails_alone() {
 /// committed.
 #[tokio::test]
 async fn writes_waiting_together_are_committed_together() {
-    let Some(app) = postgres_app().await else {
+    let Some((app, db)) = postgres_app().await else {
         return;
     };
-    let db = app.services.db().clone();
     let batches = db.insert_batches().expect("PostgreSQL batches its inserts");
     let ids: Vec<String> = (0..20).map(|i| format!("g{i:02}")).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -261,10 +261,9 @@ async fn writes_waiting_together_are_committed_together() {
 /// was stored, none is), and writes after it go on.
 #[tokio::test]
 async fn a_batch_whose_connection_dies_while_committing_fails_every_write() {
-    let Some(app) = postgres_app().await else {
+    let Some((app, db)) = postgres_app().await else {
         return;
     };
-    let db = app.services.db().clone();
     let _scope = db.scope();
     // A deferred trigger makes the commit wait for an advisory lock this test holds.
     let mut holder = db.conn().unwrap();
